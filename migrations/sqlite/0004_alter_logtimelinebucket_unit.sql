@@ -1,0 +1,4 @@
+--
+-- Alter field unit on logtimelinebucket
+--
+-- (no-op)

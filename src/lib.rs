@@ -1,0 +1,15 @@
+//! log-panel-collector: syslog (and later OTLP) in, django-log-panel records out.
+//!
+//! The pipeline, in module order: [`source`] turns bytes into [`record::Record`]s, the
+//! [`pipeline`] queues, batches and delivers them, and a [`storage::Backend`] writes each batch in
+//! one transaction. [`collector::Collector`] wires it together for the binary and for tests.
+
+pub mod collector;
+pub mod config;
+pub mod context;
+pub mod filter;
+pub mod pipeline;
+pub mod record;
+pub mod source;
+pub mod stats;
+pub mod storage;

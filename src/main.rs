@@ -1,0 +1,129 @@
+//! The `log-panel-collector` binary: CLI, logging and signals around the library.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use log_panel_collector::collector::Collector;
+use log_panel_collector::config::{Config, ConfigError};
+use log_panel_collector::storage::{AnyBackend, Backend};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Syslog and OTLP collector writing django-log-panel records"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Config file (TOML); without it the embedded default runs (SQLite, 127.0.0.1:5514).
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Check a config file and list every error.
+    Validate,
+    /// Create the panel schema (and record it in django_migrations), then exit.
+    Migrate,
+}
+
+fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::default()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = match load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Validate => {
+            println!("config OK");
+            ExitCode::SUCCESS
+        }
+        command => {
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            let result = match command {
+                Command::Migrate => rt.block_on(migrate(&cfg)),
+                _ => rt.block_on(run(&cfg, cli.config.is_none())),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn migrate(cfg: &Config) -> Result<()> {
+    let backend = AnyBackend::open(&cfg.storage.url, 1)?;
+    let report = backend
+        .migrate()
+        .await
+        .with_context(|| format!("migrating {}", backend.describe()))?;
+    if report.applied.is_empty() {
+        println!("{}: schema already up to date", backend.describe());
+    } else {
+        println!(
+            "{}: applied {}",
+            backend.describe(),
+            report.applied.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn run(cfg: &Config, embedded_default: bool) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let collector = Collector::start(cfg).await?;
+    if embedded_default {
+        eprintln!("no --config given: running on the embedded default");
+    }
+    for a in collector.udp_addrs() {
+        eprintln!("listening on syslog udp {a}");
+    }
+    for a in collector.tcp_addrs() {
+        eprintln!("listening on syslog tcp {a}");
+    }
+    eprintln!("writing to {}", collector.storage());
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    let stats = collector
+        .shutdown(Duration::from_secs(60))
+        .await
+        .context("flushing the queue on shutdown")?;
+    tracing::info!(
+        received = stats.received,
+        written = stats.rows_written,
+        filtered = stats.filtered,
+        udp_dropped = stats.udp_dropped,
+        "stopped"
+    );
+    Ok(())
+}

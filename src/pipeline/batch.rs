@@ -1,0 +1,363 @@
+//! A batch as storage receives it: rows with their preview, chunk rows, and the per-batch counter
+//! aggregates (cards per logger, timeline buckets per logger x hour/day), computed once here for every
+//! backend. Keys are sorted so concurrent writers lock counter rows in the same order.
+
+use crate::record::{Level, Record, split_message};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// The Django-side settings that shape what is stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// `MESSAGE_PREVIEW_LENGTH`.
+    pub preview: usize,
+    /// `MESSAGE_CHUNK_SIZE`.
+    pub chunk: usize,
+    /// Django's `TIME_ZONE`, where timeline buckets start.
+    pub time_zone: Tz,
+}
+
+/// One `log_panel_log` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub id: Uuid,
+    pub timestamp: DateTime<Utc>,
+    pub level: Level,
+    pub logger_name: String,
+    /// The preview (the complete text when not chunked).
+    pub message: String,
+    pub module: String,
+    pub pathname: String,
+    pub line_number: i32,
+    pub message_chunked: bool,
+    pub message_size: i32,
+}
+
+/// One `log_panel_log_message_chunk` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub id: Uuid,
+    pub log_id: Uuid,
+    pub index: i32,
+    pub text: String,
+}
+
+/// Card increments for one logger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggerTotals {
+    pub name: String,
+    pub total: i64,
+    pub errors: i64,
+    pub warnings: i64,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// `unit` of a timeline bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Unit {
+    Day,
+    Hour,
+}
+
+impl Unit {
+    /// The stored string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Hour => "hour",
+            Unit::Day => "day",
+        }
+    }
+}
+
+/// Bucket increments for one logger, unit and bucket start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketTotals {
+    pub logger: String,
+    pub unit: Unit,
+    pub bucket: DateTime<Utc>,
+    pub count: i64,
+    pub errors: i64,
+    pub warnings: i64,
+}
+
+/// Everything one transaction writes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub rows: Vec<Row>,
+    pub chunks: Vec<Chunk>,
+    /// Sorted by name.
+    pub loggers: Vec<LoggerTotals>,
+    /// Sorted by (logger, unit, bucket).
+    pub buckets: Vec<BucketTotals>,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: i64,
+    errors: i64,
+    warnings: i64,
+}
+
+impl Counts {
+    fn add(&mut self, level: Level) {
+        self.total += 1;
+        self.errors += level.is_error() as i64;
+        self.warnings += level.is_warning() as i64;
+    }
+}
+
+impl Batch {
+    /// Splits messages, assigns ids and aggregates counters.
+    pub fn build(records: Vec<Record>, layout: &Layout) -> Batch {
+        let mut rows = Vec::with_capacity(records.len());
+        let mut chunks = Vec::new();
+        let mut cards: BTreeMap<String, (Counts, DateTime<Utc>)> = BTreeMap::new();
+        let mut buckets: BTreeMap<(String, Unit, DateTime<Utc>), Counts> = BTreeMap::new();
+        let mut last_hour: Option<(DateTime<Utc>, [DateTime<Utc>; 2])> = None;
+        for r in records {
+            let id = Uuid::new_v4();
+            // Records of one batch mostly share an hour: reuse the bucket starts.
+            let starts = match last_hour {
+                Some((h, s))
+                    if r.timestamp >= h && r.timestamp < h + chrono::Duration::hours(1) =>
+                {
+                    s
+                }
+                _ => {
+                    let hour = hour_start(r.timestamp, layout.time_zone);
+                    let s = [hour, day_start(r.timestamp, layout.time_zone)];
+                    if hour.minute() == 0 && layout.time_zone == Tz::UTC {
+                        last_hour = Some((hour, s));
+                    }
+                    s
+                }
+            };
+            match cards.get_mut(&r.logger_name) {
+                Some((c, seen)) => {
+                    c.add(r.level);
+                    *seen = (*seen).max(r.timestamp);
+                }
+                None => {
+                    let mut c = Counts::default();
+                    c.add(r.level);
+                    cards.insert(r.logger_name.clone(), (c, r.timestamp));
+                }
+            }
+            for (unit, start) in [(Unit::Hour, starts[0]), (Unit::Day, starts[1])] {
+                buckets
+                    .entry((r.logger_name.clone(), unit, start))
+                    .or_default()
+                    .add(r.level);
+            }
+            let split = split_message(&r.message, layout.preview, layout.chunk);
+            let size = split.size.min(i32::MAX as usize) as i32;
+            let (message, chunked) = if split.chunked() {
+                for (i, text) in split.chunks.iter().enumerate() {
+                    chunks.push(Chunk {
+                        id: Uuid::new_v4(),
+                        log_id: id,
+                        index: i as i32,
+                        text: (*text).to_string(),
+                    });
+                }
+                (split.preview.to_string(), true)
+            } else {
+                drop(split);
+                (r.message, false)
+            };
+            rows.push(Row {
+                id,
+                timestamp: r.timestamp,
+                level: r.level,
+                logger_name: r.logger_name,
+                message,
+                module: r.module,
+                pathname: r.pathname,
+                line_number: r.line_number,
+                message_chunked: chunked,
+                message_size: size,
+            });
+        }
+        Batch {
+            rows,
+            chunks,
+            loggers: cards
+                .into_iter()
+                .map(|(name, (c, last_seen))| LoggerTotals {
+                    name,
+                    total: c.total,
+                    errors: c.errors,
+                    warnings: c.warnings,
+                    last_seen,
+                })
+                .collect(),
+            buckets: buckets
+                .into_iter()
+                .map(|((logger, unit, bucket), c)| BucketTotals {
+                    logger,
+                    unit,
+                    bucket,
+                    count: c.total,
+                    errors: c.errors,
+                    warnings: c.warnings,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Start of the hour containing `ts`, in `tz`, as an instant.
+pub fn hour_start(ts: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+    let local = ts.with_timezone(&tz);
+    let floor = local
+        .with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0));
+    match floor {
+        Some(t) => t.with_timezone(&Utc),
+        // The hour start does not exist in this zone (a gap): fall back to the UTC hour.
+        None => ts
+            .with_minute(0)
+            .and_then(|t| t.with_second(0))
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(ts),
+    }
+}
+
+/// Local midnight of the day containing `ts`, in `tz`, as an instant.
+pub fn day_start(ts: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+    let local = ts.with_timezone(&tz);
+    let date = NaiveDate::from_ymd_opt(local.year(), local.month(), local.day())
+        .expect("a valid local date");
+    let mut t = date.and_hms_opt(0, 0, 0).expect("midnight");
+    // Some zones skip midnight on DST days: take the first local time that exists.
+    for _ in 0..4 {
+        if let Some(x) = tz.from_local_datetime(&t).earliest() {
+            return x.with_timezone(&Utc);
+        }
+        t += chrono::Duration::minutes(30);
+    }
+    hour_start(ts, Tz::UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(ts: &str, level: Level, name: &str, msg: &str) -> Record {
+        Record {
+            timestamp: ts.parse().unwrap(),
+            level,
+            logger_name: name.into(),
+            module: String::new(),
+            pathname: String::new(),
+            line_number: 0,
+            message: msg.into(),
+        }
+    }
+
+    #[test]
+    fn aggregates_cards_and_buckets_sorted() {
+        let layout = Layout {
+            preview: 5,
+            chunk: 4,
+            time_zone: Tz::UTC,
+        };
+        let b = Batch::build(
+            vec![
+                rec("2026-11-27T10:15:00Z", Level::Error, "b", "hello world"),
+                rec("2026-11-27T10:45:00Z", Level::Warning, "a", "hi"),
+                rec("2026-11-27T11:05:00Z", Level::Critical, "b", "x"),
+                rec("2026-11-26T23:59:59Z", Level::Info, "b", "y"),
+            ],
+            &layout,
+        );
+        assert_eq!(b.rows.len(), 4);
+        assert!(b.rows[0].message_chunked);
+        assert_eq!(b.rows[0].message, "hello");
+        assert_eq!(b.rows[0].message_size, 11);
+        let texts: Vec<_> = b.chunks.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["hell", "o wo", "rld"]);
+        assert!(b.chunks.iter().all(|c| c.log_id == b.rows[0].id));
+        assert_eq!(b.loggers.len(), 2);
+        assert_eq!(b.loggers[0].name, "a");
+        assert_eq!(
+            (
+                b.loggers[1].total,
+                b.loggers[1].errors,
+                b.loggers[1].warnings
+            ),
+            (3, 2, 0)
+        );
+        assert_eq!(
+            b.loggers[1].last_seen.to_rfc3339(),
+            "2026-11-27T11:05:00+00:00"
+        );
+        let keys: Vec<_> = b
+            .buckets
+            .iter()
+            .map(|x| {
+                (
+                    x.logger.as_str(),
+                    x.unit.as_str(),
+                    x.bucket.format("%d %H").to_string(),
+                    x.count,
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("a", "day", "27 00".to_string(), 1),
+                ("a", "hour", "27 10".to_string(), 1),
+                ("b", "day", "26 00".to_string(), 1),
+                ("b", "day", "27 00".to_string(), 2),
+                ("b", "hour", "26 23".to_string(), 1),
+                ("b", "hour", "27 10".to_string(), 1),
+                ("b", "hour", "27 11".to_string(), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn buckets_in_django_time_zone() {
+        let vienna = chrono_tz::Europe::Vienna;
+        let ts: DateTime<Utc> = "2026-11-26T23:30:00Z".parse().unwrap(); // 00:30 on the 27th in Vienna
+        assert_eq!(
+            day_start(ts, vienna).to_rfc3339(),
+            "2026-11-26T23:00:00+00:00"
+        );
+        assert_eq!(
+            hour_start(ts, vienna).to_rfc3339(),
+            "2026-11-26T23:00:00+00:00"
+        );
+        let kolkata = chrono_tz::Asia::Kolkata;
+        assert_eq!(
+            hour_start(ts, kolkata).to_rfc3339(),
+            "2026-11-26T23:30:00+00:00"
+        );
+        // Summer time: Vienna is UTC+2, midnight is 22:00 UTC the day before.
+        let summer: DateTime<Utc> = "2026-07-01T12:00:00Z".parse().unwrap();
+        assert_eq!(
+            day_start(summer, vienna).to_rfc3339(),
+            "2026-06-30T22:00:00+00:00"
+        );
+        // Fall-back day (25 Oct 2026): 02:30 local happens twice; each keeps its own hour.
+        let first: DateTime<Utc> = "2026-10-25T00:30:00Z".parse().unwrap();
+        let second: DateTime<Utc> = "2026-10-25T01:30:00Z".parse().unwrap();
+        assert_eq!(
+            hour_start(first, vienna).to_rfc3339(),
+            "2026-10-25T00:00:00+00:00"
+        );
+        assert_eq!(
+            hour_start(second, vienna).to_rfc3339(),
+            "2026-10-25T01:00:00+00:00"
+        );
+        assert_eq!(
+            day_start(second, vienna).to_rfc3339(),
+            "2026-10-24T22:00:00+00:00"
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! The one door from sources into the queue: sanitize, filter, count, queue.
+
+use super::queue::{PushError, QueueSender};
+use crate::filter::Filter;
+use crate::record::Record;
+use crate::stats::Stats;
+use std::sync::Arc;
+
+/// Shared by every source task.
+#[derive(Clone)]
+pub struct Intake {
+    queue: QueueSender,
+    filter: Arc<Filter>,
+    stats: Arc<Stats>,
+}
+
+/// The pipeline is shutting down; the record was not queued.
+#[derive(Debug, thiserror::Error)]
+#[error("the pipeline is shut down")]
+pub struct Closed;
+
+impl Intake {
+    /// Joins the pieces.
+    pub fn new(queue: QueueSender, filter: Filter, stats: Arc<Stats>) -> Self {
+        Intake {
+            queue,
+            filter: Arc::new(filter),
+            stats,
+        }
+    }
+
+    /// Counters for sources to bump.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The queue, for depth readings.
+    pub fn queue(&self) -> &QueueSender {
+        &self.queue
+    }
+
+    fn prepare(&self, mut record: Record) -> Option<Record> {
+        Stats::inc(&self.stats.received);
+        record.sanitize();
+        if self.filter.accepts(&record) {
+            Some(record)
+        } else {
+            Stats::inc(&self.stats.filtered);
+            None
+        }
+    }
+
+    /// Queues a record, waiting while the queue is full (backpressure for stream sources).
+    pub async fn submit(&self, record: Record) -> Result<(), Closed> {
+        let Some(record) = self.prepare(record) else {
+            return Ok(());
+        };
+        self.queue.push(record).await.map_err(|_| Closed)
+    }
+
+    /// Queues a record if there is room now; a full queue drops it and counts the drop (UDP).
+    pub fn offer(&self, record: Record) -> Result<(), Closed> {
+        let Some(record) = self.prepare(record) else {
+            return Ok(());
+        };
+        match self.queue.try_push(record) {
+            Ok(()) => Ok(()),
+            Err(PushError::Full(_)) => {
+                if self
+                    .stats
+                    .udp_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    .is_multiple_of(10000)
+                {
+                    tracing::warn!(
+                        dropped_total = self.stats.snapshot().udp_dropped,
+                        "queue full: dropping UDP messages (the database is not keeping up or is down)"
+                    );
+                }
+                Ok(())
+            }
+            Err(PushError::Closed(_)) => Err(Closed),
+        }
+    }
+}

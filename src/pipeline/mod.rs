@@ -1,0 +1,6 @@
+//! From normalized records to committed batches: the bounded queue, batch aggregation, delivery.
+
+pub mod batch;
+pub mod delivery;
+pub mod intake;
+pub mod queue;

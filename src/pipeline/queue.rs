@@ -1,0 +1,227 @@
+//! The bounded queue between sources and delivery. Its cap is in bytes of records held, counted from
+//! the moment a record is queued until its batch is committed, so a stalled database stops intake
+//! (TCP backpressure, UDP drops) instead of growing memory.
+
+use crate::record::Record;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+
+struct Shared {
+    budget: Semaphore,
+    cap: u32,
+    records: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+/// A record with the queue bytes it holds.
+#[derive(Debug)]
+pub struct Queued {
+    pub record: Record,
+    weight: u32,
+}
+
+/// Why a record was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("queue is full")]
+    Full(Record),
+    #[error("queue is closed")]
+    Closed(Record),
+}
+
+/// The producer side; clone one per source.
+#[derive(Clone)]
+pub struct QueueSender {
+    tx: mpsc::UnboundedSender<Queued>,
+    shared: Arc<Shared>,
+}
+
+/// The consumer side, read by delivery.
+pub struct QueueReceiver {
+    rx: mpsc::UnboundedReceiver<Queued>,
+    shared: Arc<Shared>,
+}
+
+/// Bytes a batch holds in the queue; give them back with [`Ticket::release`] once it is committed.
+#[must_use = "release the ticket after the batch is written"]
+pub struct Ticket {
+    shared: Arc<Shared>,
+    weight: usize,
+    records: usize,
+}
+
+/// A queue that holds at most `cap_bytes` of records.
+pub fn bounded(cap_bytes: usize) -> (QueueSender, QueueReceiver) {
+    let cap = cap_bytes.min(u32::MAX as usize) as u32;
+    let shared = Arc::new(Shared {
+        budget: Semaphore::new(cap as usize),
+        cap,
+        records: AtomicUsize::new(0),
+        bytes: AtomicUsize::new(0),
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        QueueSender {
+            tx,
+            shared: shared.clone(),
+        },
+        QueueReceiver { rx, shared },
+    )
+}
+
+impl Shared {
+    fn weight_of(&self, r: &Record) -> u32 {
+        r.weight().min(self.cap as usize) as u32
+    }
+
+    fn account(&self, weight: u32) {
+        self.records.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(weight as usize, Ordering::Relaxed);
+    }
+}
+
+impl QueueSender {
+    /// Waits for room, then queues (TCP and OTLP: the wait is the backpressure).
+    pub async fn push(&self, record: Record) -> Result<(), PushError> {
+        let weight = self.shared.weight_of(&record);
+        match self.shared.budget.acquire_many(weight).await {
+            Ok(p) => p.forget(),
+            Err(_) => return Err(PushError::Closed(record)),
+        }
+        self.send(record, weight)
+    }
+
+    /// Queues only if there is room now (UDP: a full queue means a counted drop).
+    pub fn try_push(&self, record: Record) -> Result<(), PushError> {
+        let weight = self.shared.weight_of(&record);
+        match self.shared.budget.try_acquire_many(weight) {
+            Ok(p) => p.forget(),
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(PushError::Full(record)),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(PushError::Closed(record)),
+        }
+        self.send(record, weight)
+    }
+
+    fn send(&self, record: Record, weight: u32) -> Result<(), PushError> {
+        self.shared.account(weight);
+        self.tx.send(Queued { record, weight }).map_err(|e| {
+            self.shared.budget.add_permits(weight as usize);
+            PushError::Closed(e.0.record)
+        })
+    }
+
+    /// Records and bytes queued or in flight.
+    pub fn depth(&self) -> (usize, usize) {
+        (
+            self.shared.records.load(Ordering::Relaxed),
+            self.shared.bytes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl QueueReceiver {
+    /// Up to `max` records: waits for the first, then collects until `max` or `max_delay` after it.
+    /// `None` once every sender is gone and the queue is empty.
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+        max_delay: Duration,
+    ) -> Option<(Vec<Record>, Ticket)> {
+        let mut items: Vec<Queued> = Vec::with_capacity(max.min(8192));
+        if self.rx.recv_many(&mut items, max).await == 0 {
+            return None;
+        }
+        let deadline = Instant::now() + max_delay;
+        while items.len() < max {
+            let room = max - items.len();
+            match tokio::time::timeout_at(deadline, self.rx.recv_many(&mut items, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let weight = items.iter().map(|q| q.weight as usize).sum();
+        let ticket = Ticket {
+            shared: self.shared.clone(),
+            weight,
+            records: items.len(),
+        };
+        Some((items.into_iter().map(|q| q.record).collect(), ticket))
+    }
+}
+
+impl Ticket {
+    /// Frees the batch's bytes for new records.
+    pub fn release(self) {
+        self.shared
+            .records
+            .fetch_sub(self.records, Ordering::Relaxed);
+        self.shared.bytes.fetch_sub(self.weight, Ordering::Relaxed);
+        self.shared.budget.add_permits(self.weight);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Level;
+    use chrono::Utc;
+
+    fn rec(n: usize) -> Record {
+        Record {
+            timestamp: Utc::now(),
+            level: Level::Info,
+            logger_name: "t".into(),
+            module: String::new(),
+            pathname: String::new(),
+            line_number: 0,
+            message: "x".repeat(n),
+        }
+    }
+
+    #[tokio::test]
+    async fn full_queue_refuses_then_accepts_after_release() {
+        let (tx, mut rx) = bounded(4096);
+        tx.try_push(rec(1000)).unwrap();
+        tx.try_push(rec(1000)).unwrap();
+        tx.try_push(rec(1000)).unwrap();
+        assert!(matches!(tx.try_push(rec(1000)), Err(PushError::Full(_))));
+        let (batch, ticket) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
+        assert_eq!(batch.len(), 3);
+        // Still full until the batch is committed.
+        assert!(matches!(tx.try_push(rec(1000)), Err(PushError::Full(_))));
+        ticket.release();
+        tx.try_push(rec(1000)).unwrap();
+        assert_eq!(tx.depth().0, 1);
+    }
+
+    #[tokio::test]
+    async fn push_waits_for_room() {
+        let (tx, mut rx) = bounded(2048);
+        tx.push(rec(1500)).await.unwrap();
+        let tx2 = tx.clone();
+        let waiter = tokio::spawn(async move { tx2.push(rec(1500)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
+        assert_eq!(b.len(), 1);
+        t.release();
+        waiter.await.unwrap().unwrap();
+        drop(tx);
+        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
+        assert_eq!(b.len(), 1);
+        t.release();
+        assert!(rx.next_batch(10, Duration::from_millis(1)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn record_larger_than_cap_still_passes() {
+        let (tx, mut rx) = bounded(2048);
+        tx.push(rec(1 << 20)).await.unwrap();
+        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
+        assert_eq!(b[0].message.len(), 1 << 20);
+        t.release();
+    }
+}

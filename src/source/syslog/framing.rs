@@ -1,0 +1,273 @@
+//! Stream framing for syslog over TCP/TLS (RFC 6587): octet counting and newline (or NUL) delimited
+//! frames, detected per frame, with a maximum frame size. A longer frame is cut and still delivered;
+//! the rest of it is skipped so the connection's later frames stay intact.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// One frame taken from the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub data: Bytes,
+    /// The sender's frame was longer than `max_frame` and was cut.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    None,
+    /// Rest of an oversized octet-counted frame.
+    Bytes(usize),
+    /// Rest of an oversized delimited frame.
+    ToDelimiter,
+}
+
+/// Incremental framer: feed bytes into [`Framer::buffer`], then take frames with [`Framer::next_frame`].
+#[derive(Debug)]
+pub struct Framer {
+    buf: BytesMut,
+    max_frame: usize,
+    skip: Skip,
+}
+
+fn is_delimiter(b: u8) -> bool {
+    b == b'\n' || b == 0
+}
+
+impl Framer {
+    /// A framer that cuts frames at `max_frame` bytes.
+    pub fn new(max_frame: usize) -> Self {
+        Framer {
+            buf: BytesMut::with_capacity(64 * 1024),
+            max_frame,
+            skip: Skip::None,
+        }
+    }
+
+    /// Where the reader appends received bytes.
+    pub fn buffer(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// The next complete frame, or `None` when more bytes are needed.
+    pub fn next_frame(&mut self) -> Option<Frame> {
+        match self.skip {
+            Skip::Bytes(n) => {
+                let k = n.min(self.buf.len());
+                self.buf.advance(k);
+                if k < n {
+                    self.skip = Skip::Bytes(n - k);
+                    return None;
+                }
+                self.skip = Skip::None;
+            }
+            Skip::ToDelimiter => match self.buf.iter().position(|&b| is_delimiter(b)) {
+                Some(p) => {
+                    self.buf.advance(p + 1);
+                    self.skip = Skip::None;
+                }
+                None => {
+                    self.buf.clear();
+                    return None;
+                }
+            },
+            Skip::None => {}
+        }
+        // Blank lines and stray delimiters between frames carry nothing.
+        let lead = self
+            .buf
+            .iter()
+            .take_while(|&&b| is_delimiter(b) || b == b'\r')
+            .count();
+        self.buf.advance(lead);
+        if self.buf.is_empty() {
+            return None;
+        }
+        match self.octet_count_header() {
+            Header::NeedMore => None,
+            Header::Count { header_len, len } => self.take_counted(header_len, len),
+            Header::NotCounted => self.take_delimited(),
+        }
+    }
+
+    /// What is left when the stream ends (a last line without delimiter), as one frame.
+    pub fn finish(&mut self) -> Option<Frame> {
+        if self.skip != Skip::None {
+            self.buf.clear();
+            return None;
+        }
+        let data = trim_cr(self.buf.split().freeze());
+        (!data.is_empty()).then_some(Frame {
+            data,
+            truncated: false,
+        })
+    }
+
+    /// `LEN SP <` at the frame start: octet counting (the `<` of the PRI confirms it).
+    fn octet_count_header(&self) -> Header {
+        let b = &self.buf;
+        if !(b'1'..=b'9').contains(&b[0]) {
+            return Header::NotCounted;
+        }
+        let digits = b.iter().take(11).take_while(|c| c.is_ascii_digit()).count();
+        if digits > 10 {
+            return Header::NotCounted;
+        }
+        match (b.get(digits), b.get(digits + 1)) {
+            (None, _) | (Some(b' '), None) => Header::NeedMore,
+            (Some(b' '), Some(b'<')) => {
+                let len = std::str::from_utf8(&b[..digits])
+                    .ok()
+                    .and_then(|s| s.parse::<usize>().ok());
+                match len {
+                    Some(len) => Header::Count {
+                        header_len: digits + 1,
+                        len,
+                    },
+                    None => Header::NotCounted,
+                }
+            }
+            _ => Header::NotCounted,
+        }
+    }
+
+    fn take_counted(&mut self, header_len: usize, len: usize) -> Option<Frame> {
+        let keep = len.min(self.max_frame);
+        if self.buf.len() < header_len + keep {
+            return None;
+        }
+        self.buf.advance(header_len);
+        let data = self.buf.split_to(keep).freeze();
+        if len > keep {
+            self.skip = Skip::Bytes(len - keep);
+        }
+        Some(Frame {
+            data,
+            truncated: len > keep,
+        })
+    }
+
+    fn take_delimited(&mut self) -> Option<Frame> {
+        let window = self.buf.len().min(self.max_frame + 1);
+        match self.buf[..window].iter().position(|&b| is_delimiter(b)) {
+            Some(p) if p <= self.max_frame => {
+                let data = trim_cr(self.buf.split_to(p).freeze());
+                self.buf.advance(1);
+                Some(Frame {
+                    data,
+                    truncated: false,
+                })
+            }
+            _ if self.buf.len() > self.max_frame => {
+                let data = self.buf.split_to(self.max_frame).freeze();
+                self.skip = Skip::ToDelimiter;
+                Some(Frame {
+                    data,
+                    truncated: true,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+enum Header {
+    NeedMore,
+    NotCounted,
+    Count { header_len: usize, len: usize },
+}
+
+fn trim_cr(mut data: Bytes) -> Bytes {
+    if data.last() == Some(&b'\r') {
+        data.truncate(data.len() - 1);
+    }
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(max: usize, chunks: &[&[u8]]) -> Vec<(String, bool)> {
+        let mut f = Framer::new(max);
+        let mut out = Vec::new();
+        for c in chunks {
+            f.buffer().extend_from_slice(c);
+            while let Some(fr) = f.next_frame() {
+                out.push((String::from_utf8_lossy(&fr.data).into_owned(), fr.truncated));
+            }
+        }
+        if let Some(fr) = f.finish() {
+            out.push((String::from_utf8_lossy(&fr.data).into_owned(), fr.truncated));
+        }
+        out
+    }
+
+    fn texts(v: Vec<(String, bool)>) -> Vec<String> {
+        v.into_iter().map(|(s, _)| s).collect()
+    }
+
+    #[test]
+    fn newline_and_nul_delimited() {
+        let got = texts(frames(
+            100,
+            &[b"<13>one\n<13>tw", b"o\r\n\n<14>three\0<14>four"],
+        ));
+        assert_eq!(got, ["<13>one", "<13>two", "<14>three", "<14>four"]);
+    }
+
+    #[test]
+    fn octet_counted_split_across_reads_and_mixed() {
+        let got = texts(frames(
+            100,
+            &[b"9 <13>hello", b"13 <13>1 - - - -", b"5 <1>ab<13>plain\n"],
+        ));
+        assert_eq!(got, ["<13>hello", "<13>1 - - - -", "<1>ab", "<13>plain"]);
+    }
+
+    #[test]
+    fn counted_frame_keeps_embedded_newlines() {
+        let got = texts(frames(100, &[b"10 <13>a\nb\nc\n7 <13>xyz"]));
+        assert_eq!(got, ["<13>a\nb\nc\n", "<13>xyz"]);
+    }
+
+    #[test]
+    fn oversized_counted_frame_is_cut_and_next_frame_survives() {
+        let mut input = b"30 <13>".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 26));
+        input.extend(b"8 <13>next");
+        let got = frames(10, &[&input[..15], &input[15..]]);
+        assert_eq!(
+            got,
+            [("<13>xxxxxx".to_string(), true), ("<13>next".into(), false)]
+        );
+    }
+
+    #[test]
+    fn oversized_line_is_cut_and_rest_skipped() {
+        let mut input = b"<13>".to_vec();
+        input.extend(std::iter::repeat_n(b'y', 50));
+        input.extend(b"\n<13>after\n");
+        let got = frames(16, &[&input]);
+        assert_eq!(
+            got,
+            [
+                ("<13>yyyyyyyyyyyy".to_string(), true),
+                ("<13>after".into(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn digits_without_pri_are_not_a_count() {
+        let got = texts(frames(100, &[b"2026 was a year\n"]));
+        assert_eq!(got, ["2026 was a year"]);
+    }
+
+    #[test]
+    fn garbage_then_valid_frames() {
+        let got = texts(frames(100, &[b"\xff\xfe\x01garbage\n9 <13>hello<13>x\n"]));
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[1], "<13>hello");
+        assert_eq!(got[2], "<13>x");
+    }
+}

@@ -1,0 +1,38 @@
+//! Syslog over UDP and TCP: framing, parsing (RFC 5424 / RFC 3164 per message) and mapping.
+
+pub mod framing;
+pub mod map;
+pub mod parse;
+pub mod tcp;
+pub mod udp;
+
+use crate::stats::Stats;
+use chrono::Utc;
+use chrono_tz::Tz;
+use map::SyslogMapping;
+use std::net::IpAddr;
+
+/// Everything a listener needs to turn a message into a record.
+#[derive(Debug, Clone)]
+pub struct SyslogSettings {
+    pub mapping: SyslogMapping,
+    pub source_tz: Tz,
+    pub max_frame: usize,
+    pub udp_recv_buffer: usize,
+}
+
+/// Parses and maps one message (bytes as received; invalid UTF-8 is replaced, not rejected).
+pub fn decode(
+    bytes: &[u8],
+    peer: IpAddr,
+    settings: &SyslogSettings,
+    stats: &Stats,
+) -> crate::record::Record {
+    let text = String::from_utf8_lossy(bytes);
+    let now = Utc::now();
+    let parsed = parse::parse(&text, now, settings.source_tz);
+    if parsed.format == parse::Format::Raw {
+        Stats::inc(&stats.parse_failures);
+    }
+    map::to_record(&parsed, peer, now, &settings.mapping)
+}

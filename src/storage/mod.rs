@@ -1,0 +1,115 @@
+//! Storage backends. One trait, [`Backend`]; each database implements only its dialect (how to send
+//! rows, chunks and counter upserts). Chunking, aggregation, retries and batching live elsewhere
+//! (`pipeline`), written once for all of them.
+
+pub mod postgres;
+pub mod schema;
+pub mod sqlite;
+
+use crate::pipeline::batch::Batch;
+use std::future::Future;
+
+pub use postgres::PostgresBackend;
+pub use sqlite::SqliteBackend;
+
+/// Why storage failed; delivery retries every one of them.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("invalid storage URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("{context}: {source}")]
+    Sql {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// Adds what was being done to a driver error.
+pub(crate) trait Context<T> {
+    fn context(self, what: &'static str) -> Result<T, StorageError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn context(self, what: &'static str) -> Result<T, StorageError> {
+        self.map_err(|source| StorageError::Sql {
+            context: what,
+            source,
+        })
+    }
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Migration names applied now (empty when Django or an earlier run had applied them all).
+    pub applied: Vec<&'static str>,
+}
+
+/// A database the panel can read. Implement this to add one (see docs/custom-backend.md).
+pub trait Backend: Send + Sync + 'static {
+    /// For logs: engine and address, without the password.
+    fn describe(&self) -> String;
+
+    /// Creates the panel schema and records it in `django_migrations`, as Django's `migrate` would;
+    /// does nothing on a database Django has already migrated.
+    fn migrate(&self) -> impl Future<Output = Result<MigrationReport, StorageError>> + Send;
+
+    /// Writes rows, chunks and counter increments of one batch, all or nothing.
+    fn write_batch(&self, batch: &Batch) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Cheap round trip, for readiness.
+    fn ping(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
+}
+
+/// The backends this build ships, chosen by URL scheme.
+pub enum AnyBackend {
+    Sqlite(SqliteBackend),
+    Postgres(PostgresBackend),
+}
+
+impl AnyBackend {
+    /// Opens (lazily: no connection is made until first use) the backend for `url`.
+    pub fn open(url: &str, writers: usize) -> Result<AnyBackend, StorageError> {
+        if url.starts_with("sqlite:") {
+            Ok(AnyBackend::Sqlite(SqliteBackend::open(url)?))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(AnyBackend::Postgres(PostgresBackend::open(url, writers)?))
+        } else {
+            Err(StorageError::Url {
+                url: url.to_string(),
+                reason: "unsupported scheme (use sqlite:// or postgres://)".into(),
+            })
+        }
+    }
+}
+
+impl Backend for AnyBackend {
+    fn describe(&self) -> String {
+        match self {
+            AnyBackend::Sqlite(b) => b.describe(),
+            AnyBackend::Postgres(b) => b.describe(),
+        }
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport, StorageError> {
+        match self {
+            AnyBackend::Sqlite(b) => b.migrate().await,
+            AnyBackend::Postgres(b) => b.migrate().await,
+        }
+    }
+
+    async fn write_batch(&self, batch: &Batch) -> Result<(), StorageError> {
+        match self {
+            AnyBackend::Sqlite(b) => b.write_batch(batch).await,
+            AnyBackend::Postgres(b) => b.write_batch(batch).await,
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        match self {
+            AnyBackend::Sqlite(b) => b.ping().await,
+            AnyBackend::Postgres(b) => b.ping().await,
+        }
+    }
+}

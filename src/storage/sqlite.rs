@@ -1,0 +1,193 @@
+//! SQLite, the embedded default: WAL so the Django admin can read while we write; one writer
+//! connection; Django's text encodings (32-hex ids, naive-UTC `YYYY-MM-DD HH:MM:SS[.ffffff]`).
+
+use super::schema::{APP, MIGRATIONS, has_statements};
+use super::{Backend, Context, MigrationReport, StorageError};
+use crate::pipeline::batch::Batch;
+use chrono::{DateTime, Timelike, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Executor, Row as _};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Writes into one SQLite file.
+pub struct SqliteBackend {
+    pool: SqlitePool,
+    path: String,
+}
+
+/// Django's SQLite datetime text: naive UTC, fraction only when not zero.
+pub fn django_datetime(ts: DateTime<Utc>) -> String {
+    if ts.nanosecond() / 1000 == 0 {
+        ts.format("%Y-%m-%d %H:%M:%S").to_string()
+    } else {
+        ts.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    }
+}
+
+fn hex(id: Uuid) -> String {
+    id.simple().to_string()
+}
+
+const CREATE_DJANGO_MIGRATIONS: &str = r#"CREATE TABLE IF NOT EXISTS "django_migrations" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "app" varchar(255) NOT NULL, "name" varchar(255) NOT NULL, "applied" datetime NOT NULL)"#;
+
+impl SqliteBackend {
+    /// `sqlite://PATH` (relative paths are relative to the working directory); the file is created.
+    pub fn open(url: &str) -> Result<Self, StorageError> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StorageError::Url {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let path = opts.get_filename().display().to_string();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_lazy_with(opts);
+        Ok(SqliteBackend { pool, path })
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path)
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport, StorageError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .context("opening the SQLite database")?;
+        tx.execute(CREATE_DJANGO_MIGRATIONS)
+            .await
+            .context("creating django_migrations")?;
+        let done: Vec<String> = sqlx::query("SELECT name FROM django_migrations WHERE app = ?")
+            .bind(APP)
+            .fetch_all(&mut *tx)
+            .await
+            .context("reading django_migrations")?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut applied = Vec::new();
+        for m in &MIGRATIONS {
+            if done.iter().any(|d| d == m.name) {
+                continue;
+            }
+            if has_statements(m.sqlite) {
+                sqlx::raw_sql(m.sqlite)
+                    .execute(&mut *tx)
+                    .await
+                    .context("applying a log_panel migration")?;
+            }
+            sqlx::query("INSERT INTO django_migrations (app, name, applied) VALUES (?, ?, ?)")
+                .bind(APP)
+                .bind(m.name)
+                .bind(django_datetime(Utc::now()))
+                .execute(&mut *tx)
+                .await
+                .context("recording a migration in django_migrations")?;
+            applied.push(m.name);
+        }
+        tx.commit().await.context("committing migrations")?;
+        Ok(MigrationReport { applied })
+    }
+
+    async fn write_batch(&self, batch: &Batch) -> Result<(), StorageError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .context("starting a SQLite transaction")?;
+        for r in &batch.rows {
+            sqlx::query(
+                r#"INSERT INTO log_panel_log (id, "timestamp", level, logger_name, message, module, pathname, line_number, message_chunked, message_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
+            )
+            .bind(hex(r.id))
+            .bind(django_datetime(r.timestamp))
+            .bind(r.level.as_str())
+            .bind(&r.logger_name)
+            .bind(&r.message)
+            .bind(&r.module)
+            .bind(&r.pathname)
+            .bind(r.line_number)
+            .bind(r.message_chunked)
+            .bind(r.message_size)
+            .execute(&mut *tx)
+            .await
+            .context("inserting log rows")?;
+        }
+        for c in &batch.chunks {
+            sqlx::query(r#"INSERT INTO log_panel_log_message_chunk (id, log_id, "index", text) VALUES (?, ?, ?, ?)"#)
+                .bind(hex(c.id))
+                .bind(hex(c.log_id))
+                .bind(c.index)
+                .bind(&c.text)
+                .execute(&mut *tx)
+                .await
+                .context("inserting message chunks")?;
+        }
+        for l in &batch.loggers {
+            sqlx::query("INSERT INTO log_panel_logger (id, name) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+                .bind(hex(Uuid::new_v4()))
+                .bind(&l.name)
+                .execute(&mut *tx)
+                .await
+                .context("inserting loggers")?;
+            sqlx::query(
+                "INSERT INTO log_panel_log_card (id, logger_id, total, total_errors, total_warnings, last_seen) \
+                 SELECT ?, id, ?, ?, ?, ? FROM log_panel_logger WHERE name = ? \
+                 ON CONFLICT (logger_id) DO UPDATE SET total = total + excluded.total, \
+                 total_errors = total_errors + excluded.total_errors, \
+                 total_warnings = total_warnings + excluded.total_warnings, \
+                 last_seen = CASE WHEN last_seen IS NULL OR excluded.last_seen > last_seen THEN excluded.last_seen ELSE last_seen END",
+            )
+            .bind(hex(Uuid::new_v4()))
+            .bind(l.total)
+            .bind(l.errors)
+            .bind(l.warnings)
+            .bind(django_datetime(l.last_seen))
+            .bind(&l.name)
+            .execute(&mut *tx)
+            .await
+            .context("upserting log cards")?;
+        }
+        for b in &batch.buckets {
+            sqlx::query(
+                "INSERT INTO log_panel_log_timeline_bucket (id, logger_id, bucket, unit, log_count, error_count, warning_count) \
+                 SELECT ?, id, ?, ?, ?, ?, ? FROM log_panel_logger WHERE name = ? \
+                 ON CONFLICT (logger_id, bucket, unit) DO UPDATE SET log_count = log_count + excluded.log_count, \
+                 error_count = error_count + excluded.error_count, warning_count = warning_count + excluded.warning_count",
+            )
+            .bind(hex(Uuid::new_v4()))
+            .bind(b.bucket.format("%Y-%m-%d %H:%M:%S").to_string())
+            .bind(b.unit.as_str())
+            .bind(b.count)
+            .bind(b.errors)
+            .bind(b.warnings)
+            .bind(&b.logger)
+            .execute(&mut *tx)
+            .await
+            .context("upserting timeline buckets")?;
+        }
+        tx.commit().await.context("committing a batch")?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .context("pinging SQLite")?;
+        Ok(())
+    }
+}
