@@ -25,11 +25,9 @@ sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 os.environ["DJANGO_SETTINGS_MODULE"] = "panelsite.settings"
 
 import django  # noqa: E402
-
-django.setup()
-
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 from django.db.migrations.executor import MigrationExecutor  # noqa: E402
@@ -38,8 +36,6 @@ from django.test.utils import setup_test_environment  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from django.utils.html import escape  # noqa: E402
-
-from log_panel.models import Log, LogCard, LogTimelineBucket  # noqa: E402
 
 LOGS = "logs"
 ERROR_LEVELS = ("ERROR", "CRITICAL")
@@ -326,6 +322,8 @@ def local_trunc(ts, tz, unit):
 
 
 def cmd_rebuild_compare(args):
+    from log_panel.models import Log, LogCard, LogTimelineBucket
+
     tz = timezone.get_default_timezone()
     cards, buckets = {}, Counter()
     for name, level, ts in Log.objects.values_list("logger_name", "level", "timestamp").iterator(chunk_size=2000):
@@ -379,6 +377,10 @@ def main():
     sub.add_parser("schema", help="print the log_panel tables as Django introspection sees them")
     sub.add_parser("rebuild-compare", help="compare stored cards/buckets with what rebuild_log_cards would write")
     args = parser.parse_args()
+    try:
+        django.setup()
+    except ImproperlyConfigured as exc:
+        sys.exit(f"check_panel: {exc}")
     db = settings.DATABASES[LOGS]["NAME"]
     if args.command != "migrate" and connections[LOGS].vendor == "sqlite" and not os.path.exists(db):
         sys.exit(f"{args.command}: SQLite database {db} does not exist")

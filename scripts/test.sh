@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The test command: sets up what the tests need (idempotent), then runs every test.
+#   - util-linux `logger` and python3 (real syslog senders)
+#   - a Python >= 3.12 venv with django-log-panel (.venv-panel), to read our databases with the real admin
+#   - PostgreSQL on 127.0.0.1:5432 (started if it is installed but stopped)
+# Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "scripts/test.sh: $*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "cargo is missing"
+command -v logger >/dev/null || { apt-get update -q && apt-get install -y -q bsdutils; } || die "logger (util-linux) is missing"
+command -v python3 >/dev/null || die "python3 is missing"
+
+# PostgreSQL: the tests create their own databases on it; initdb/pg_ctl serve the outage test.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  fi
+  for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+  pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL is not reachable on 127.0.0.1:5432"
+fi
+
+# The panel venv (Python >= 3.12: django-log-panel needs it).
+VENV=.venv-panel
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import log_panel' 2>/dev/null; then
+  PY=""
+  for c in python3.13 python3.12 /root/.pyenv/versions/3.13*/bin/python /root/.pyenv/versions/3.12*/bin/python; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then PY=$c; break; fi
+  done
+  [ -n "$PY" ] || die "no Python >= 3.12 found for the django-log-panel venv (install python3.12)"
+  rm -rf "$VENV"
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/panel/requirements.txt || die "pip install of tests/panel/requirements.txt failed"
+fi
+export LPC_PANEL_PYTHON="$PWD/$VENV/bin/python"
+
+cargo test --all-targets "$@"

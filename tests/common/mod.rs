@@ -1,0 +1,450 @@
+//! Shared helpers for the integration tests: fresh real databases, a collector on free ports, real
+//! senders, and a uniform way to read back what was stored.
+#![allow(dead_code)]
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use log_panel_collector::collector::Collector;
+use log_panel_collector::config::Config;
+use sqlx::{AssertSqlSafe, Row as _};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The machine's PostgreSQL (override with LPC_TEST_PG, a URL without database name).
+pub fn pg_base() -> String {
+    std::env::var("LPC_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique name for a test database.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "lpc_{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Creates an empty PostgreSQL database and returns its URL and name.
+pub async fn fresh_pg(prefix: &str) -> (String, String) {
+    let name = unique(prefix);
+    let admin = format!("{}/postgres", pg_base());
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL must run at {admin} for this test: {e}"));
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    (format!("{}/{name}", pg_base()), name)
+}
+
+/// A new SQLite file URL inside a temp dir (kept alive by the returned guard).
+pub fn fresh_sqlite() -> (tempfile::TempDir, String, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("panel.sqlite3");
+    let url = format!("sqlite://{}", path.display());
+    (dir, url, path)
+}
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database of that engine; the guard keeps SQLite's temp dir.
+pub struct TestDb {
+    pub engine: Engine,
+    pub url: String,
+    /// PostgreSQL database name, or SQLite file path.
+    pub name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(engine: Engine, prefix: &str) -> TestDb {
+        match engine {
+            Engine::Sqlite => {
+                let (dir, url, path) = fresh_sqlite();
+                TestDb {
+                    engine,
+                    url,
+                    name: path.display().to_string(),
+                    _dir: Some(dir),
+                }
+            }
+            Engine::Postgres => {
+                let (url, name) = fresh_pg(prefix).await;
+                TestDb {
+                    engine,
+                    url,
+                    name,
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.url).await
+    }
+
+    /// Environment for tests/panel/check_panel.py.
+    pub fn panel_env(&self) -> Vec<(&'static str, String)> {
+        match self.engine {
+            Engine::Sqlite => vec![
+                ("PANEL_ENGINE", "sqlite".into()),
+                ("PANEL_DB", self.name.clone()),
+            ],
+            Engine::Postgres => vec![
+                ("PANEL_ENGINE", "postgres".into()),
+                ("PANEL_DB", self.name.clone()),
+            ],
+        }
+    }
+}
+
+/// A config on free loopback ports, writing to `url`, with short batch delays.
+pub fn test_config(url: &str) -> Config {
+    let mut c = Config::default();
+    c.storage.url = url.to_string();
+    c.syslog.udp = vec!["127.0.0.1:0".parse().unwrap()];
+    c.syslog.tcp = vec!["127.0.0.1:0".parse().unwrap()];
+    c.batch.max_delay = Duration::from_millis(20);
+    c.batch.retry_max = Duration::from_millis(500);
+    c
+}
+
+pub async fn start(cfg: &Config) -> Collector {
+    Collector::start(cfg).await.expect("collector starts")
+}
+
+/// One stored `log_panel_log` row, read back the same way from any engine.
+#[derive(Debug, Clone)]
+pub struct StoredRow {
+    pub id: String,
+    pub timestamp: DateTime<Utc>,
+    pub level: String,
+    pub logger_name: String,
+    pub message: String,
+    pub module: String,
+    pub pathname: String,
+    pub line_number: i64,
+    pub message_chunked: bool,
+    pub message_size: i64,
+}
+
+/// Card values: total, errors, warnings, last_seen.
+pub type Card = (i64, i64, i64, Option<DateTime<Utc>>);
+
+/// Reads the panel tables of either engine.
+pub enum Store {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+fn sqlite_ts(s: &str) -> DateTime<Utc> {
+    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .unwrap_or_else(|e| panic!("bad SQLite datetime {s:?}: {e}"));
+    naive.and_utc()
+}
+
+impl Store {
+    pub async fn connect(url: &str) -> Store {
+        if url.starts_with("sqlite:") {
+            Store::Sqlite(sqlx::SqlitePool::connect(url).await.unwrap())
+        } else {
+            Store::Postgres(sqlx::PgPool::connect(url).await.unwrap())
+        }
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let q = format!("SELECT COUNT(*) FROM {table}");
+        match self {
+            Store::Sqlite(p) => {
+                sqlx::query_scalar(AssertSqlSafe(q.clone()))
+                    .fetch_one(p)
+                    .await
+            }
+            Store::Postgres(p) => {
+                sqlx::query_scalar(AssertSqlSafe(q.clone()))
+                    .fetch_one(p)
+                    .await
+            }
+        }
+        .unwrap_or(0)
+    }
+
+    /// Waits until `log_panel_log` holds at least `n` rows; returns the count.
+    pub async fn wait_rows(&self, n: i64, timeout: Duration) -> i64 {
+        let t0 = Instant::now();
+        loop {
+            let c = self.count("log_panel_log").await;
+            if c >= n || t0.elapsed() > timeout {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn rows(&self) -> Vec<StoredRow> {
+        const COLS: &str = r#"id, "timestamp", level, logger_name, message, module, pathname, line_number, message_chunked, message_size"#;
+        match self {
+            Store::Sqlite(p) => sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM log_panel_log ORDER BY \"timestamp\"")))
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| StoredRow {
+                    id: r.get(0),
+                    timestamp: sqlite_ts(r.get(1)),
+                    level: r.get(2),
+                    logger_name: r.get(3),
+                    message: r.get(4),
+                    module: r.get(5),
+                    pathname: r.get(6),
+                    line_number: r.get(7),
+                    message_chunked: r.get(8),
+                    message_size: r.get(9),
+                })
+                .collect(),
+            Store::Postgres(p) => sqlx::query(AssertSqlSafe(format!(
+                "SELECT id::text, \"timestamp\", level, logger_name, message, module, pathname, line_number::int8, message_chunked, message_size::int8 FROM log_panel_log ORDER BY \"timestamp\""
+            )))
+            .fetch_all(p)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| StoredRow {
+                id: r.get(0),
+                timestamp: r.get(1),
+                level: r.get(2),
+                logger_name: r.get(3),
+                message: r.get(4),
+                module: r.get(5),
+                pathname: r.get(6),
+                line_number: r.get(7),
+                message_chunked: r.get(8),
+                message_size: r.get(9),
+            })
+            .collect(),
+        }
+    }
+
+    /// The complete message of a row: its chunks concatenated, or the message when not chunked.
+    pub async fn full_message(&self, row: &StoredRow) -> String {
+        if !row.message_chunked {
+            return row.message.clone();
+        }
+        let texts: Vec<String> = match self {
+            Store::Sqlite(p) => sqlx::query_scalar(
+                r#"SELECT text FROM log_panel_log_message_chunk WHERE log_id = ? ORDER BY "index""#,
+            )
+            .bind(&row.id)
+            .fetch_all(p)
+            .await
+            .unwrap(),
+            Store::Postgres(p) => sqlx::query_scalar(
+                r#"SELECT text FROM log_panel_log_message_chunk WHERE log_id = $1::uuid ORDER BY "index""#,
+            )
+            .bind(&row.id)
+            .fetch_all(p)
+            .await
+            .unwrap(),
+        };
+        texts.concat()
+    }
+
+    /// Cards by logger name.
+    pub async fn cards(&self) -> BTreeMap<String, Card> {
+        let q = "SELECT l.name, c.total, c.total_errors, c.total_warnings, c.last_seen FROM log_panel_log_card c JOIN log_panel_logger l ON l.id = c.logger_id";
+        match self {
+            Store::Sqlite(p) => sqlx::query(q)
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let seen: Option<String> = r.get(4);
+                    (
+                        r.get(0),
+                        (r.get(1), r.get(2), r.get(3), seen.as_deref().map(sqlite_ts)),
+                    )
+                })
+                .collect(),
+            Store::Postgres(p) => sqlx::query(q)
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4))))
+                .collect(),
+        }
+    }
+
+    /// Buckets keyed by (logger, unit, bucket start) -> (count, errors, warnings).
+    pub async fn buckets(&self) -> BTreeMap<(String, String, DateTime<Utc>), (i64, i64, i64)> {
+        let q = "SELECT l.name, b.unit, b.bucket, b.log_count, b.error_count, b.warning_count FROM log_panel_log_timeline_bucket b JOIN log_panel_logger l ON l.id = b.logger_id";
+        match self {
+            Store::Sqlite(p) => sqlx::query(q)
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let b: String = r.get(2);
+                    assert!(!b.contains('.') && !b.contains('T'), "bucket text must be YYYY-MM-DD HH:MM:SS, got {b}");
+                    ((r.get(0), r.get(1), sqlite_ts(&b)), (r.get(3), r.get(4), r.get(5)))
+                })
+                .collect(),
+            Store::Postgres(p) => sqlx::query(
+                "SELECT l.name, b.unit, b.bucket, b.log_count::int8, b.error_count::int8, b.warning_count::int8 FROM log_panel_log_timeline_bucket b JOIN log_panel_logger l ON l.id = b.logger_id",
+            )
+            .fetch_all(p)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| ((r.get(0), r.get(1), r.get(2)), (r.get(3), r.get(4), r.get(5))))
+            .collect(),
+        }
+    }
+}
+
+/// Cards and buckets recomputed from the rows (what the package's `rebuild_log_cards` would produce),
+/// to compare with the stored counters.
+pub fn recompute(
+    rows: &[StoredRow],
+    tz: chrono_tz::Tz,
+) -> (
+    BTreeMap<String, (i64, i64, i64)>,
+    BTreeMap<(String, String, DateTime<Utc>), (i64, i64, i64)>,
+) {
+    use log_panel_collector::pipeline::batch::{day_start, hour_start};
+    let mut cards: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    let mut buckets = BTreeMap::new();
+    for r in rows {
+        let e = matches!(r.level.as_str(), "ERROR" | "CRITICAL") as i64;
+        let w = (r.level == "WARNING") as i64;
+        let c = cards.entry(r.logger_name.clone()).or_default();
+        *c = (c.0 + 1, c.1 + e, c.2 + w);
+        for (unit, start) in [
+            ("hour", hour_start(r.timestamp, tz)),
+            ("day", day_start(r.timestamp, tz)),
+        ] {
+            let b: &mut (i64, i64, i64) = buckets
+                .entry((r.logger_name.clone(), unit.to_string(), start))
+                .or_default();
+            *b = (b.0 + 1, b.1 + e, b.2 + w);
+        }
+    }
+    (cards, buckets)
+}
+
+/// Runs a command and panics with its output when it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{text}",
+        out.status
+    );
+    text
+}
+
+/// util-linux `logger` sending to `addr`.
+pub fn logger(addr: SocketAddr, args: &[&str]) {
+    let mut cmd = Command::new("logger");
+    cmd.arg("--server")
+        .arg(addr.ip().to_string())
+        .arg("--port")
+        .arg(addr.port().to_string())
+        .args(args);
+    run_ok(&mut cmd);
+}
+
+/// Python 3 (any version) for `logging.handlers.SysLogHandler`.
+pub fn python3(script: &str, args: &[String]) -> String {
+    run_ok(Command::new("python3").arg("-c").arg(script).args(args))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The panel venv's Python (django-log-panel installed): LPC_PANEL_PYTHON, or .venv-panel made by
+/// scripts/test.sh.
+pub fn panel_python() -> PathBuf {
+    let p = std::env::var_os("LPC_PANEL_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv-panel/bin/python"));
+    assert!(
+        p.exists(),
+        "the panel venv is missing ({}): run scripts/test.sh, which creates it, or set LPC_PANEL_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// Runs tests/panel/check_panel.py with the database's environment; returns (success, output).
+pub fn check_panel(db: &TestDb, extra_env: &[(&str, String)], args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(panel_python());
+    cmd.arg(repo().join("tests/panel/check_panel.py"))
+        .args(args);
+    for (k, v) in db.panel_env() {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("runs check_panel.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Writes raw bytes to a TCP address and closes the connection.
+pub fn send_tcp(addr: SocketAddr, data: &[u8]) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(data).unwrap();
+    s.shutdown(std::net::Shutdown::Write).ok();
+    // Let the collector read to EOF before we drop the socket.
+    let mut sink = [0u8; 16];
+    use std::io::Read;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.read(&mut sink);
+}
+
+/// An RFC 6587 octet-counted frame.
+pub fn octet_frame(msg: &[u8]) -> Vec<u8> {
+    let mut v = format!("{} ", msg.len()).into_bytes();
+    v.extend_from_slice(msg);
+    v
+}
+
+/// The path of the built binary.
+pub fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_log-panel-collector"))
+}
