@@ -145,6 +145,11 @@ pub struct StoredRow {
     pub message_size: i64,
 }
 
+/// Counter totals by logger: total, errors, warnings.
+pub type CardMap = BTreeMap<String, (i64, i64, i64)>;
+/// Bucket counts by (logger, unit, bucket start): count, errors, warnings.
+pub type BucketMap = BTreeMap<(String, String, DateTime<Utc>), (i64, i64, i64)>;
+
 /// Card values: total, errors, warnings, last_seen.
 pub type Card = (i64, i64, i64, Option<DateTime<Utc>>);
 
@@ -219,9 +224,9 @@ impl Store {
                     message_size: r.get(9),
                 })
                 .collect(),
-            Store::Postgres(p) => sqlx::query(AssertSqlSafe(format!(
-                "SELECT id::text, \"timestamp\", level, logger_name, message, module, pathname, line_number::int8, message_chunked, message_size::int8 FROM log_panel_log ORDER BY \"timestamp\""
-            )))
+            Store::Postgres(p) => sqlx::query(
+                "SELECT id::text, \"timestamp\", level, logger_name, message, module, pathname, line_number::int8, message_chunked, message_size::int8 FROM log_panel_log ORDER BY \"timestamp\"",
+            )
             .fetch_all(p)
             .await
             .unwrap()
@@ -294,7 +299,7 @@ impl Store {
     }
 
     /// Buckets keyed by (logger, unit, bucket start) -> (count, errors, warnings).
-    pub async fn buckets(&self) -> BTreeMap<(String, String, DateTime<Utc>), (i64, i64, i64)> {
+    pub async fn buckets(&self) -> BucketMap {
         let q = "SELECT l.name, b.unit, b.bucket, b.log_count, b.error_count, b.warning_count FROM log_panel_log_timeline_bucket b JOIN log_panel_logger l ON l.id = b.logger_id";
         match self {
             Store::Sqlite(p) => sqlx::query(q)
@@ -323,15 +328,9 @@ impl Store {
 
 /// Cards and buckets recomputed from the rows (what the package's `rebuild_log_cards` would produce),
 /// to compare with the stored counters.
-pub fn recompute(
-    rows: &[StoredRow],
-    tz: chrono_tz::Tz,
-) -> (
-    BTreeMap<String, (i64, i64, i64)>,
-    BTreeMap<(String, String, DateTime<Utc>), (i64, i64, i64)>,
-) {
+pub fn recompute(rows: &[StoredRow], tz: chrono_tz::Tz) -> (CardMap, BucketMap) {
     use log_panel_collector::pipeline::batch::{day_start, hour_start};
-    let mut cards: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    let mut cards = CardMap::new();
     let mut buckets = BTreeMap::new();
     for r in rows {
         let e = matches!(r.level.as_str(), "ERROR" | "CRITICAL") as i64;
