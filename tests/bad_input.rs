@@ -28,18 +28,24 @@ async fn odd_input(engine: Engine) {
     let mut sentinels = 0;
     let mut sentinel = |wire: &mut Vec<u8>| {
         sentinels += 1;
-        wire.extend(octet_frame(format!("<14>1 - h sentinel - - - sentinel {sentinels}").as_bytes()));
+        wire.extend(octet_frame(
+            format!("<14>1 - h sentinel - - - sentinel {sentinels}").as_bytes(),
+        ));
     };
     wire.extend(octet_frame(b"<14>1 - h empty - - -"));
     sentinel(&mut wire);
     let mega: String = "0123456789abcdef".repeat(65536); // 1 MiB
-    wire.extend(octet_frame(format!("<14>1 - h mega - - - {mega}").as_bytes()));
+    wire.extend(octet_frame(
+        format!("<14>1 - h mega - - - {mega}").as_bytes(),
+    ));
     sentinel(&mut wire);
     wire.extend(octet_frame(b"<14>1 - h utf8 - - - bad \xff\xfe bytes"));
     sentinel(&mut wire);
     wire.extend(b"Nov 27 11:00:00 host cron[9]: no pri here\n");
     sentinel(&mut wire);
-    wire.extend(octet_frame(br#"<12>1 - host nil - - [x@1 a="b\]c" d="e"] nil timestamp"#));
+    wire.extend(octet_frame(
+        br#"<12>1 - host nil - - [x@1 a="b\]c" d="e"] nil timestamp"#,
+    ));
     sentinel(&mut wire);
     wire.extend(b"\xff\xfe\x01\x02garbage that is no syslog\n");
     sentinel(&mut wire);
@@ -48,7 +54,11 @@ async fn odd_input(engine: Engine) {
 
     // NUL bytes inside a UDP datagram, and an empty datagram.
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.send_to(b"<14>1 - h nul - - - nul\0inside\0", big_collector.udp_addrs()[0]).unwrap();
+    udp.send_to(
+        b"<14>1 - h nul - - - nul\0inside\0",
+        big_collector.udp_addrs()[0],
+    )
+    .unwrap();
     udp.send_to(b"", big_collector.udp_addrs()[0]).unwrap();
 
     let store = db.store().await;
@@ -56,10 +66,18 @@ async fn odd_input(engine: Engine) {
     assert_eq!(store.wait_rows(total, Duration::from_secs(20)).await, total);
     let rows = store.rows().await;
     for i in 1..=sentinels {
-        assert_eq!(rows_with(&rows, &format!("sentinel {i}\n")).len(), 1, "sentinel {i}");
+        assert_eq!(
+            rows_with(&rows, &format!("sentinel {i}\n")).len(),
+            1,
+            "sentinel {i}"
+        );
     }
     let empty = rows.iter().find(|r| r.logger_name == "empty").unwrap();
-    assert!(empty.message.starts_with("\nfacility=user"), "{:?}", empty.message);
+    assert!(
+        empty.message.starts_with("\nfacility=user"),
+        "{:?}",
+        empty.message
+    );
 
     let mega_row = rows.iter().find(|r| r.logger_name == "mega").unwrap();
     assert!(mega_row.message_chunked);
@@ -69,7 +87,11 @@ async fn odd_input(engine: Engine) {
     assert_eq!(mega_row.message.chars().count(), 16384);
 
     let utf8 = rows.iter().find(|r| r.logger_name == "utf8").unwrap();
-    assert!(utf8.message.starts_with("bad \u{fffd}\u{fffd} bytes"), "{:?}", utf8.message);
+    assert!(
+        utf8.message.starts_with("bad \u{fffd}\u{fffd} bytes"),
+        "{:?}",
+        utf8.message
+    );
 
     let nopri = rows.iter().find(|r| r.logger_name == "cron").unwrap();
     assert_eq!(nopri.level, "INFO");
@@ -79,8 +101,15 @@ async fn odd_input(engine: Engine) {
 
     let nil = rows.iter().find(|r| r.logger_name == "nil").unwrap();
     assert_eq!(nil.level, "WARNING");
-    assert!(nil.timestamp >= before - chrono::Duration::seconds(1), "NILVALUE timestamp = receive time");
-    assert!(nil.message.starts_with("nil timestamp\n"), "{:?}", nil.message);
+    assert!(
+        nil.timestamp >= before - chrono::Duration::seconds(1),
+        "NILVALUE timestamp = receive time"
+    );
+    assert!(
+        nil.message.starts_with("nil timestamp\n"),
+        "{:?}",
+        nil.message
+    );
     assert!(
         nil.message.contains(r#"sd="[x@1 a=\"b\\]c\" d=\"e\"]""#),
         "structured data kept as received: {:?}",
@@ -93,15 +122,27 @@ async fn odd_input(engine: Engine) {
     assert_eq!(garbage[0].logger_name, "syslog");
 
     let nul = rows.iter().find(|r| r.logger_name == "nul").unwrap();
-    assert!(nul.message.starts_with("nulinside\n"), "NULs stripped: {:?}", nul.message);
-    assert!(rows.iter().any(|r| r.message.starts_with("\nunparsed=true")), "empty datagram stored");
+    assert!(
+        nul.message.starts_with("nulinside\n"),
+        "NULs stripped: {:?}",
+        nul.message
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.message.starts_with("\nunparsed=true")),
+        "empty datagram stored"
+    );
 
-    let stats = big_collector.shutdown(Duration::from_secs(10)).await.unwrap();
+    let stats = big_collector
+        .shutdown(Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(stats.parse_failures, 2, "garbage line and empty datagram");
 
     // An octet-counted frame longer than max_frame, and an over-long line: cut, kept, and the
     // connection's next frames still arrive.
-    let mut wire = octet_frame(format!("<14>1 - h longframe - - - {}", "x".repeat(5000)).as_bytes());
+    let mut wire =
+        octet_frame(format!("<14>1 - h longframe - - - {}", "x".repeat(5000)).as_bytes());
     wire.extend(octet_frame(b"<14>1 - h after1 - - - after the long frame"));
     wire.extend(format!("<14>1 - h longline - - - {}\n", "y".repeat(5000)).as_bytes());
     wire.extend(b"<14>1 - h after2 - - - after the long line\n");
@@ -117,7 +158,10 @@ async fn odd_input(engine: Engine) {
     }
     assert_eq!(rows_with(&rows, "after the long frame").len(), 1);
     assert_eq!(rows_with(&rows, "after the long line").len(), 1);
-    let stats = small_collector.shutdown(Duration::from_secs(10)).await.unwrap();
+    let stats = small_collector
+        .shutdown(Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(stats.truncated, 2);
 }
 
@@ -174,6 +218,11 @@ fn bad_config_names_every_key() {
     }
     let good = dir.path().join("good.toml");
     std::fs::write(&good, "[storage]\nurl = \"sqlite://./x.sqlite3\"\n").unwrap();
-    let out = run_ok(Command::new(binary()).arg("validate").arg("--config").arg(&good));
+    let out = run_ok(
+        Command::new(binary())
+            .arg("validate")
+            .arg("--config")
+            .arg(&good),
+    );
     assert!(out.contains("config OK"));
 }

@@ -23,13 +23,29 @@ async fn collector_first(engine: Engine) {
     let ours = TestDb::new(engine, "mig_ours").await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_file(dir.path(), &ours.url);
-    let out = run_ok(Command::new(binary()).arg("migrate").arg("--config").arg(&cfg));
+    let out = run_ok(
+        Command::new(binary())
+            .arg("migrate")
+            .arg("--config")
+            .arg(&cfg),
+    );
     assert!(out.contains("applied 0001_initial"), "{out}");
-    let out = run_ok(Command::new(binary()).arg("migrate").arg("--config").arg(&cfg));
-    assert!(out.contains("already up to date"), "second run is a no-op: {out}");
+    let out = run_ok(
+        Command::new(binary())
+            .arg("migrate")
+            .arg("--config")
+            .arg(&cfg),
+    );
+    assert!(
+        out.contains("already up to date"),
+        "second run is a no-op: {out}"
+    );
 
     let (ok, out) = check_panel(&ours, &[], &["migrate", "--expect-noop"]);
-    assert!(ok, "Django's migrate after the collector must be a no-op:\n{out}");
+    assert!(
+        ok,
+        "Django's migrate after the collector must be a no-op:\n{out}"
+    );
 
     // Django's own schema on another fresh database: identical introspection.
     let django = TestDb::new(engine, "mig_django").await;
@@ -44,7 +60,10 @@ async fn collector_first(engine: Engine) {
     assert!(ok, "{django_schema}");
     let a: serde_json::Value = serde_json::from_str(&ours_schema).unwrap();
     let b: serde_json::Value = serde_json::from_str(&django_schema).unwrap();
-    assert_eq!(a, b, "schema created by the collector differs from Django's");
+    assert_eq!(
+        a, b,
+        "schema created by the collector differs from Django's"
+    );
     assert!(
         a["tables"].as_object().unwrap().len() == 5,
         "five tables: {a}"

@@ -6,9 +6,9 @@ use super::batch::{Batch, Layout};
 use super::queue::QueueReceiver;
 use crate::config::BatchConfig;
 use crate::stats::Stats;
-use crate::storage::Backend;
+use crate::storage::{Backend, StorageError};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -63,6 +63,24 @@ impl Retry {
     }
 }
 
+/// Writes a batch; on a retry, first checks whether the previous attempt committed after all.
+async fn write_once<B: Backend>(
+    backend: &B,
+    batch: &Batch,
+    attempts: &AtomicU32,
+) -> Result<(), StorageError> {
+    if attempts.fetch_add(1, Ordering::Relaxed) > 0
+        && let Some(first) = batch.rows.first()
+        && backend.contains_row(first.id).await?
+    {
+        tracing::info!(
+            "a batch retried after an error had been committed already; not writing it again"
+        );
+        return Ok(());
+    }
+    backend.write_batch(batch).await
+}
+
 /// Migrates, then writes batches until the queue is closed and drained.
 pub async fn run<B: Backend>(
     backend: Arc<B>,
@@ -96,8 +114,12 @@ pub async fn run<B: Backend>(
                 let Some((records, ticket)) = next else { break };
                 let n = records.len() as u64;
                 let batch = Batch::build(records, &layout);
+                let attempts = AtomicU32::new(0);
                 retry
-                    .run("writing a batch", &stats, || backend.write_batch(&batch))
+                    .run("writing a batch", &stats, || {
+                        let (backend, batch, attempts) = (&*backend, &batch, &attempts);
+                        async move { write_once(backend, batch, attempts).await }
+                    })
                     .await;
                 ticket.release();
                 stats.rows_written.fetch_add(n, Ordering::Relaxed);

@@ -8,6 +8,7 @@ pub mod sqlite;
 
 use crate::pipeline::batch::Batch;
 use std::future::Future;
+use uuid::Uuid;
 
 pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
@@ -58,6 +59,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Writes rows, chunks and counter increments of one batch, all or nothing.
     fn write_batch(&self, batch: &Batch) -> impl Future<Output = Result<(), StorageError>> + Send;
 
+    /// True when a row with this id is stored. Delivery asks before retrying a batch, so a commit
+    /// whose acknowledgement was lost (connection cut at the wrong moment) is not written twice.
+    fn contains_row(&self, id: Uuid) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
     /// Cheap round trip, for readiness.
     fn ping(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
 }
@@ -103,6 +108,13 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Sqlite(b) => b.write_batch(batch).await,
             AnyBackend::Postgres(b) => b.write_batch(batch).await,
+        }
+    }
+
+    async fn contains_row(&self, id: Uuid) -> Result<bool, StorageError> {
+        match self {
+            AnyBackend::Sqlite(b) => b.contains_row(id).await,
+            AnyBackend::Postgres(b) => b.contains_row(id).await,
         }
     }
 

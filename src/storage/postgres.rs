@@ -261,6 +261,15 @@ impl Backend for PostgresBackend {
         Ok(())
     }
 
+    async fn contains_row(&self, id: Uuid) -> Result<bool, StorageError> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM log_panel_log WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context("looking up a row")?;
+        Ok(found.is_some())
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -183,6 +183,15 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
+    async fn contains_row(&self, id: Uuid) -> Result<bool, StorageError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM log_panel_log WHERE id = ?")
+            .bind(hex(id))
+            .fetch_optional(&self.pool)
+            .await
+            .context("looking up a row")?;
+        Ok(found.is_some())
+    }
+
     async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -1,0 +1,177 @@
+//! Database outage: a private PostgreSQL instance (initdb in a temp dir, its own port) is stopped
+//! while TCP messages keep coming, then started again: every message is stored exactly once.
+
+mod common;
+use common::*;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn pg_bin(tool: &str) -> PathBuf {
+    let base = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<_> = std::fs::read_dir(base)
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL server binaries are needed under {}: {e}",
+                base.display()
+            )
+        })
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    versions.sort();
+    let p = versions
+        .last()
+        .expect("a PostgreSQL version")
+        .join("bin")
+        .join(tool);
+    assert!(p.exists(), "{} is missing", p.display());
+    p
+}
+
+/// Runs a PostgreSQL tool as the `postgres` user when we are root (initdb refuses root).
+fn as_pg(tool: &str) -> Command {
+    let is_root = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    if is_root.unwrap_or(false) {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(pg_bin(tool));
+        c
+    } else {
+        Command::new(pg_bin(tool))
+    }
+}
+
+struct PrivatePg {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivatePg {
+    fn init() -> PrivatePg {
+        let dir = tempfile::Builder::new().prefix("lpc-pg").tempdir().unwrap();
+        run_ok(Command::new("chown").arg("postgres").arg(dir.path()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        run_ok(
+            as_pg("initdb")
+                .args(["-A", "trust", "-U", "postgres", "-D"])
+                .arg(dir.path().join("data")),
+        );
+        let pg = PrivatePg { dir, port };
+        pg.start();
+        pg
+    }
+
+    fn start(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        run_ok(
+            as_pg("pg_ctl")
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .args(["-o", &opts, "-l"])
+                .arg(self.dir.path().join("log"))
+                .args(["-w", "start"]),
+        );
+    }
+
+    fn stop(&self) {
+        run_ok(
+            as_pg("pg_ctl")
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .args(["-m", "fast", "-w", "stop"]),
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = as_pg("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_loses_nothing_and_duplicates_nothing() {
+    let pg = PrivatePg::init();
+    let mut cfg = test_config(&pg.url());
+    cfg.batch.max_records = 50;
+    cfg.batch.retry_initial = Duration::from_millis(50);
+    cfg.batch.retry_max = Duration::from_millis(300);
+    let collector = start(&cfg).await;
+    let tcp = collector.tcp_addrs()[0];
+    let store = Store::connect(&pg.url()).await;
+
+    const N: usize = 3000;
+    let sender = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(tcp).unwrap();
+        for i in 0..N {
+            writeln!(s, "<14>1 - host outage - - - message {i}").unwrap();
+            if i % 20 == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        s.flush().unwrap();
+    });
+
+    // Let some arrive, then pull the database away while the sender keeps going.
+    assert!(store.wait_rows(200, Duration::from_secs(20)).await >= 200);
+    if let Store::Postgres(p) = &store {
+        p.close().await;
+    }
+    pg.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stats_down = collector.stats().snapshot();
+    pg.start();
+    sender.join().unwrap();
+
+    let store = Store::connect(&pg.url()).await;
+    let n = store.wait_rows(N as i64, Duration::from_secs(60)).await;
+    let stats = collector.shutdown(Duration::from_secs(30)).await.unwrap();
+    assert!(
+        stats_down.write_errors > 0,
+        "the outage was noticed: {stats_down:?}"
+    );
+    let rows = store.rows().await;
+    let numbers: Vec<usize> = rows
+        .iter()
+        .map(|r| {
+            r.message
+                .split('\n')
+                .next()
+                .unwrap()
+                .trim_start_matches("message ")
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let unique: BTreeSet<_> = numbers.iter().copied().collect();
+    assert_eq!(unique.len(), numbers.len(), "no message stored twice");
+    assert_eq!(unique, (0..N).collect(), "every message stored");
+    assert_eq!(n, N as i64);
+    assert_eq!(
+        store.cards().await["outage"].0,
+        N as i64,
+        "counters counted once"
+    );
+    assert_eq!(stats.rows_written, N as u64);
+}
