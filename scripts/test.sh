@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: sets up what the tests need (idempotent), then runs every test.
-#   - util-linux `logger` and python3 (real syslog senders)
+#   - util-linux `logger`, python3 and rsyslog (real syslog senders and relay)
 #   - a Python >= 3.12 venv with django-log-panel (.venv-panel), to read our databases with the real admin
 #   - PostgreSQL on 127.0.0.1:5432 (started if it is installed but stopped)
 # Extra arguments go to `cargo test`.
@@ -10,8 +10,14 @@ cd "$(dirname "$0")/.."
 die() { echo "scripts/test.sh: $*" >&2; exit 1; }
 
 command -v cargo >/dev/null || die "cargo is missing"
-command -v logger >/dev/null || { apt-get update -q && apt-get install -y -q bsdutils; } || die "logger (util-linux) is missing"
 command -v python3 >/dev/null || die "python3 is missing"
+APT_UPDATED=""
+apt_install() {
+  [ -n "$APT_UPDATED" ] || { apt-get update -q >/dev/null && APT_UPDATED=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+command -v logger >/dev/null || apt_install bsdutils || die "logger (util-linux) is missing"
+[ -x /usr/sbin/rsyslogd ] || apt_install rsyslog || die "rsyslog (a real relay for the tests) could not be installed"
 
 # PostgreSQL: the tests create their own databases on it; initdb/pg_ctl serve the outage test.
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then

@@ -123,7 +123,7 @@ impl PostgresBackend {
         );
         let pool = PgPoolOptions::new()
             .max_connections(writers as u32 + 1)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(3))
             .connect_lazy_with(opts.application_name("log-panel-collector"));
         Ok(PostgresBackend { pool, shown })
     }

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# End-to-end ingest benchmark, side by side in ONE run, at the same N and message size, on this machine's
+# PostgreSQL (127.0.0.1:5432, user postgres, trust):
+#   copy       the database's own limit: one raw COPY of N rows       (BENCH_DIR/copy-limit.sh)
+#   collector  target/release/log-panel-collector, syslog over TCP,   (BENCH_DIR/ingest-rate.sh)
+#              RFC 3164 and then RFC 5424, each into a fresh panel database that the collector's own
+#              `migrate` created; afterwards the card and timeline totals are checked against the rows
+#   rsyslog    rsyslog + ompgsql, TCP, RFC 3164 (rows only, no cards)  (BENCH_DIR/rsyslog-pg.sh)
+# then prints the ratios collector/COPY and collector/rsyslog. See docs/benchmarks.md.
+#
+# Usage: scripts/bench-e2e.sh [N]            (N defaults to 200000)
+# Environment:
+#   BENCH_DIR      the shared bench scripts (default: ../shared/bench beside this repository)
+#   SIZE           message size in characters for every part (default 256)
+#   PARTS          which parts to run, default "copy collector rsyslog"
+#   FORMATS        collector formats, default "rfc3164 rfc5424"
+#   MAX_RECORDS, MAX_DELAY_MS, WRITERS, QUEUE_BYTES
+#                  written into the collector's [batch] section when set (else the defaults apply)
+#   NO_BUILD=1     use target/release/log-panel-collector as it is, even when src/ is newer
+#   MONITOR=1      sample top and pg_stat_activity every second during each collector run, into
+#                  $MONITOR_DIR (default target/bench-e2e/), for finding where the time goes
+#   PGURL_BASE     default postgres://postgres@127.0.0.1:5432 (also read by the shared scripts)
+set -euo pipefail
+
+die() { echo "bench-e2e: $*" >&2; exit 1; }
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+N=${1:-200000}
+[[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
+SIZE=${SIZE:-256}
+PARTS=${PARTS:-copy collector rsyslog}
+FORMATS=${FORMATS:-rfc3164 rfc5424}
+
+BENCH_DIR=${BENCH_DIR:-$REPO/../shared/bench}
+[ -d "$BENCH_DIR" ] || die "bench scripts not found: $BENCH_DIR does not exist (set BENCH_DIR to the folder holding lib.sh, copy-limit.sh, ingest-rate.sh, rsyslog-pg.sh)"
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+for f in lib.sh copy-limit.sh ingest-rate.sh rsyslog-pg.sh panel-schema.postgres.sql; do
+  [ -r "$BENCH_DIR/$f" ] || die "$BENCH_DIR/$f is missing"
+done
+for tool in psql python3 cargo; do command -v "$tool" >/dev/null || die "$tool is missing"; done
+
+# psql_db, PGURL_BASE, loggen setup (lib.sh sets BENCH_DIR to its own folder, i.e. the same one).
+# shellcheck source=/dev/null
+. "$BENCH_DIR/lib.sh"
+pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL is not reachable on 127.0.0.1:5432"
+
+WORK=$(mktemp -d)
+DAEMON_PID=""
+MON_PID=""
+cleanup() {
+  [ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null || true
+  if [ -n "$DAEMON_PID" ]; then kill -TERM "$DAEMON_PID" 2>/dev/null || true; wait "$DAEMON_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<"$2" | tail -1; }
+has_part() { [[ " $PARTS " == *" $1 "* ]]; }
+
+echo "== bench-e2e: N=$N SIZE=$SIZE  machine: $(nproc) cores, $(psql_db postgres -c 'show server_version' | cut -d' ' -f1) PostgreSQL, load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# loggen is fetched on first use inside ingest-rate.sh's timed section: fetch it now, untimed.
+sng_root >/dev/null || die "could not install loggen (syslog-ng) into the cache"
+
+declare -A RATE
+
+# --- (a) the database's own limit -------------------------------------------------------------------
+if has_part copy; then
+  line=$("$BENCH_DIR/copy-limit.sh" "$N" "$SIZE")
+  echo "$line"
+  RATE[copy]=$(field rows_per_s "$line")
+fi
+
+# --- (b) the collector ------------------------------------------------------------------------------
+BIN=$REPO/target/release/log-panel-collector
+stop_daemon() {
+  [ -n "$MON_PID" ] && { kill "$MON_PID" 2>/dev/null || true; wait "$MON_PID" 2>/dev/null || true; MON_PID=""; }
+  [ -n "$DAEMON_PID" ] || return 0
+  kill -TERM "$DAEMON_PID" 2>/dev/null || true
+  wait "$DAEMON_PID" 2>/dev/null || true
+  DAEMON_PID=""
+}
+
+monitor() { # monitor OUTFILE: top and the collector's sessions, once a second, until killed
+  while :; do
+    {
+      echo "--- $(date +%T.%N | cut -c1-12)"
+      top -b -n1 -w 200 | sed -n '1,3p;7,14p'
+      psql_db postgres -F ' | ' -c "select pid, state, coalesce(wait_event_type,'-'), coalesce(wait_event,'-'), left(regexp_replace(query, '\s+', ' ', 'g'), 60) from pg_stat_activity where application_name = 'log-panel-collector' order by pid" 2>/dev/null
+    } >>"$1"
+    sleep 1
+  done
+}
+
+if has_part collector; then
+  if [ ! -x "$BIN" ]; then
+    echo "== $BIN is missing: cargo build --release"
+    (cd "$REPO" && cargo build --release -q) || die "cargo build --release failed"
+  elif [ "${NO_BUILD:-0}" != 1 ] && [ -n "$(cd "$REPO" && find src migrations Cargo.toml Cargo.lock -newer "$BIN" -print -quit)" ]; then
+    echo "== $BIN is older than the sources: cargo build --release"
+    (cd "$REPO" && cargo build --release -q) || die "cargo build --release failed"
+  fi
+  DB=bench_collector
+  CONF=$WORK/collector.toml
+  {
+    echo "[storage]"
+    echo "url = \"$PGURL_BASE/$DB\""
+    echo "[syslog]"
+    echo "tcp = [\"127.0.0.1:0\"]"
+    echo "udp = []"
+    echo "[batch]"
+    [ -n "${MAX_RECORDS:-}" ] && echo "max_records = $MAX_RECORDS"
+    [ -n "${MAX_DELAY_MS:-}" ] && echo "max_delay_ms = $MAX_DELAY_MS"
+    [ -n "${WRITERS:-}" ] && echo "writers = $WRITERS"
+    [ -n "${QUEUE_BYTES:-}" ] && echo "queue_bytes = $QUEUE_BYTES"
+    true
+  } >"$CONF"
+  "$BIN" --config "$CONF" validate >/dev/null || die "the generated config is invalid: $(cat "$CONF")"
+  echo "== collector config: $(grep -E '^(max_records|max_delay_ms|writers|queue_bytes)' "$CONF" | paste -sd' ' - || true)"
+  [ -z "$(grep -E '^(max_records|max_delay_ms|writers|queue_bytes)' "$CONF" || true)" ] && echo "   (batch defaults: max_records=5000 max_delay_ms=200 writers=2)"
+
+  for fmt in $FORMATS; do
+    # A fresh database per format, so each figure is "N rows into an empty schema", like COPY's.
+    psql_db postgres -c "drop database if exists $DB with (force)" -c "create database $DB" >/dev/null
+    "$BIN" --config "$CONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
+    LOG=$WORK/collector-$fmt.log
+    RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$CONF" run 2>"$LOG" &
+    DAEMON_PID=$!
+    PORT=""
+    for _ in $(seq 1 100); do
+      PORT=$(sed -n 's/^listening on syslog tcp .*:\([0-9]*\)$/\1/p' "$LOG" | head -1)
+      [ -n "$PORT" ] && break
+      kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$LOG" >&2; die "the collector exited at start"; }
+      sleep 0.1
+    done
+    [ -n "$PORT" ] || { cat "$LOG" >&2; die "the collector did not report its TCP port"; }
+    if [ "${MONITOR:-0}" = 1 ]; then
+      MONITOR_DIR=${MONITOR_DIR:-$REPO/target/bench-e2e}
+      mkdir -p "$MONITOR_DIR"
+      : >"$MONITOR_DIR/monitor-$fmt.txt"
+      monitor "$MONITOR_DIR/monitor-$fmt.txt" &
+      MON_PID=$!
+    fi
+    line=$("$BENCH_DIR/ingest-rate.sh" "$DB" "$PORT" "$N" tcp "$fmt" "$SIZE" | sed 's/^ingest/collector/')
+    echo "$line"
+    RATE[collector_$fmt]=$(field rows_per_s "$line")
+    stop_daemon
+    grep -E 'WARN|ERROR' "$LOG" | head -5 || true
+    # Cards and timelines are written in the same transaction as their rows: they must add up.
+    read -r rows cards hours days < <(psql_db "$DB" -F ' ' -c "select (select count(*) from log_panel_log), (select coalesce(sum(total),0) from log_panel_log_card), (select coalesce(sum(log_count),0) from log_panel_log_timeline_bucket where unit='hour'), (select coalesce(sum(log_count),0) from log_panel_log_timeline_bucket where unit='day')")
+    if [ "$rows" = "$cards" ] && [ "$rows" = "$hours" ] && [ "$rows" = "$days" ]; then verdict=OK; else verdict=MISMATCH; CHECK_FAILED=1; fi
+    echo "collector_check $fmt rows=$rows card_total=$cards hour_buckets=$hours day_buckets=$days $verdict"
+  done
+fi
+
+# --- (c) the classic peer ---------------------------------------------------------------------------
+if has_part rsyslog; then
+  line=$("$BENCH_DIR/rsyslog-pg.sh" "$N" tcp rfc3164)
+  echo "$line"
+  RATE[rsyslog]=$(field rows_per_s "$line")
+fi
+
+# --- summary ----------------------------------------------------------------------------------------
+echo "== summary (rows/s, N=$N, SIZE=$SIZE)"
+for k in copy collector_rfc3164 collector_rfc5424 rsyslog; do
+  [ -n "${RATE[$k]:-}" ] && printf '  %-20s %8s\n' "$k" "${RATE[$k]}"
+done
+ratio() { # ratio NAME NUM DEN
+  [ -n "${2:-}" ] && [ -n "${3:-}" ] && python3 -c "print(f'  %-32s %.2fx' % ('$1', $2 / $3))"
+  return 0
+}
+for fmt in $FORMATS; do
+  ratio "collector_$fmt / copy" "${RATE[collector_$fmt]:-}" "${RATE[copy]:-}"
+  ratio "collector_$fmt / rsyslog_rfc3164" "${RATE[collector_$fmt]:-}" "${RATE[rsyslog]:-}"
+done
+[ -z "${CHECK_FAILED:-}" ] || die "card or timeline totals do not match the row count (see collector_check above)"
