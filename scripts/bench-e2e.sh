@@ -116,12 +116,12 @@ if has_part collector; then
     true
   } >"$CONF"
   "$BIN" --config "$CONF" validate >/dev/null || die "the generated config is invalid: $(cat "$CONF")"
-  echo "== collector config: $(grep -E '^(max_records|max_delay_ms|writers|queue_bytes)' "$CONF" | paste -sd' ' - || true)"
-  [ -z "$(grep -E '^(max_records|max_delay_ms|writers|queue_bytes)' "$CONF" || true)" ] && echo "   (batch defaults: max_records=5000 max_delay_ms=200 writers=2)"
+  batch_keys=$(grep -E '^(max_records|max_delay_ms|writers|queue_bytes)' "$CONF" | paste -sd' ' - || true)
+  echo "== collector [batch]: ${batch_keys:-defaults (max_records=5000 max_delay_ms=200 writers=2)}"
 
   for fmt in $FORMATS; do
     # A fresh database per format, so each figure is "N rows into an empty schema", like COPY's.
-    psql_db postgres -c "drop database if exists $DB with (force)" -c "create database $DB" >/dev/null
+    psql_db postgres -c "set client_min_messages = warning" -c "drop database if exists $DB with (force)" -c "create database $DB" >/dev/null
     "$BIN" --config "$CONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
     LOG=$WORK/collector-$fmt.log
     RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$CONF" run 2>"$LOG" &
@@ -166,7 +166,7 @@ for k in copy collector_rfc3164 collector_rfc5424 rsyslog; do
   [ -n "${RATE[$k]:-}" ] && printf '  %-20s %8s\n' "$k" "${RATE[$k]}"
 done
 ratio() { # ratio NAME NUM DEN
-  [ -n "${2:-}" ] && [ -n "${3:-}" ] && python3 -c "print(f'  %-32s %.2fx' % ('$1', $2 / $3))"
+  [ -n "${2:-}" ] && [ -n "${3:-}" ] && python3 -c "print(f'  %-36s %.2fx' % ('$1', $2 / $3))"
   return 0
 }
 for fmt in $FORMATS; do

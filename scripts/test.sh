@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: sets up what the tests need (idempotent), then runs every test.
 #   - util-linux `logger`, python3 and rsyslog (real syslog senders and relay)
-#   - a Python >= 3.12 venv with django-log-panel (.venv-panel), to read our databases with the real admin
+#   - a Python >= 3.12 venv (.venv-panel) with django-log-panel, to read our databases with the real admin,
+#     and the OpenTelemetry SDK with its OTLP exporters, as real OTLP senders
 #   - PostgreSQL on 127.0.0.1:5432 (started if it is installed but stopped)
 # Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -30,7 +31,7 @@ fi
 
 # The panel venv (Python >= 3.12: django-log-panel needs it).
 VENV=.venv-panel
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import log_panel' 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import log_panel, opentelemetry.sdk, grpc' 2>/dev/null; then
   PY=""
   for c in python3.13 python3.12 /root/.pyenv/versions/3.13*/bin/python /root/.pyenv/versions/3.12*/bin/python; do
     if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then PY=$c; break; fi
@@ -38,7 +39,8 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import log_panel' 2>/
   [ -n "$PY" ] || die "no Python >= 3.12 found for the django-log-panel venv (install python3.12)"
   rm -rf "$VENV"
   "$PY" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/panel/requirements.txt || die "pip install of tests/panel/requirements.txt failed"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/panel/requirements.txt -r tests/otlp/requirements.txt \
+    || die "pip install of tests/panel/requirements.txt and tests/otlp/requirements.txt failed"
 fi
 export LPC_PANEL_PYTHON="$PWD/$VENV/bin/python"
 

@@ -6,6 +6,7 @@ use crate::filter::Filter;
 use crate::pipeline::batch::Layout;
 use crate::pipeline::intake::Intake;
 use crate::pipeline::{delivery, queue};
+use crate::source::otlp::{self, OtlpSettings};
 use crate::source::syslog::map::SyslogMapping;
 use crate::source::syslog::{SyslogSettings, tcp, udp};
 use crate::stats::{Stats, StatsSnapshot};
@@ -38,10 +39,25 @@ pub struct ShutdownTimeout {
     pub pending: u64,
 }
 
+async fn bind_tcp(
+    proto: &'static str,
+    addr: SocketAddr,
+) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            proto,
+            addr,
+            source,
+        })
+}
+
 /// A running collector.
 pub struct Collector {
     udp: Vec<SocketAddr>,
     tcp: Vec<SocketAddr>,
+    grpc: Option<SocketAddr>,
+    http: Option<SocketAddr>,
     storage: String,
     listeners: JoinSet<()>,
     delivery: JoinHandle<()>,
@@ -78,7 +94,7 @@ impl Collector {
         for &addr in &cfg.syslog.udp {
             let socket =
                 udp::bind(addr, settings.udp_recv_buffer).map_err(|source| StartError::Bind {
-                    proto: "udp",
+                    proto: "syslog udp",
                     addr,
                     source,
                 })?;
@@ -87,15 +103,31 @@ impl Collector {
         }
         let mut tcp_addrs = Vec::new();
         for &addr in &cfg.syslog.tcp {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Bind {
-                    proto: "tcp",
-                    addr,
-                    source,
-                })?;
+            let listener = bind_tcp("syslog tcp", addr).await?;
             tcp_addrs.push(listener.local_addr().unwrap_or(addr));
             listeners.spawn(tcp::serve(listener, intake.clone(), settings.clone()));
+        }
+        let otlp_settings = Arc::new(OtlpSettings {
+            max_message_bytes: cfg.otlp.max_message_bytes,
+            context: cfg.storage.context,
+            queue_wait: cfg.otlp.queue_wait,
+        });
+        let mut grpc = None;
+        if let Some(addr) = cfg.otlp.grpc {
+            let listener = bind_tcp("otlp grpc", addr).await?;
+            grpc = Some(listener.local_addr().unwrap_or(addr));
+            let svc = otlp::grpc::LogsService::new(intake.clone(), otlp_settings.clone());
+            listeners.spawn(otlp::grpc::serve(listener, svc));
+        }
+        let mut http = None;
+        if let Some(addr) = cfg.otlp.http {
+            let listener = bind_tcp("otlp http", addr).await?;
+            http = Some(listener.local_addr().unwrap_or(addr));
+            listeners.spawn(otlp::http::serve(
+                listener,
+                intake.clone(),
+                otlp_settings.clone(),
+            ));
         }
         let layout = Layout {
             preview: cfg.storage.preview_length,
@@ -113,6 +145,8 @@ impl Collector {
         Ok(Collector {
             udp: udp_addrs,
             tcp: tcp_addrs,
+            grpc,
+            http,
             storage,
             listeners,
             delivery,
@@ -129,6 +163,16 @@ impl Collector {
     /// Bound TCP addresses.
     pub fn tcp_addrs(&self) -> &[SocketAddr] {
         &self.tcp
+    }
+
+    /// Bound OTLP/gRPC address, when on.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc
+    }
+
+    /// Bound OTLP/HTTP address, when on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http
     }
 
     /// Where records go, for humans.

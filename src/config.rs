@@ -14,8 +14,22 @@ use toml::{Table, Value};
 pub struct Config {
     pub storage: StorageConfig,
     pub syslog: SyslogConfig,
+    pub otlp: OtlpConfig,
     pub filter: FilterConfig,
     pub batch: BatchConfig,
+}
+
+/// OTLP listeners.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpConfig {
+    /// gRPC `LogsService/Export`; `None` when off (`grpc = ""`).
+    pub grpc: Option<SocketAddr>,
+    /// HTTP `POST /v1/logs`; `None` when off.
+    pub http: Option<SocketAddr>,
+    /// Largest request body, after decompression.
+    pub max_message_bytes: usize,
+    /// How long a request waits for queue room before it is answered "unavailable, retry".
+    pub queue_wait: Duration,
 }
 
 /// Where and how records are stored.
@@ -137,6 +151,12 @@ impl Default for Config {
                 logger_name: LoggerTemplate(vec![TemplatePart::App]),
                 udp_recv_buffer: 8 << 20,
             },
+            otlp: OtlpConfig {
+                grpc: Some(local(4317)),
+                http: Some(local(4318)),
+                max_message_bytes: 16 << 20,
+                queue_wait: Duration::from_millis(1000),
+            },
             filter: FilterConfig {
                 min_level: Level::Debug,
                 ignore_loggers: Vec::new(),
@@ -213,7 +233,7 @@ impl Config {
             })?;
         let mut r = Reader::default();
         let d = Config::default();
-        let known = ["storage", "syslog", "filter", "batch"];
+        let known = ["storage", "syslog", "otlp", "filter", "batch"];
         for (k, v) in &root {
             if !known.contains(&k.as_str()) {
                 r.error(k, "unknown section");
@@ -261,6 +281,21 @@ impl Config {
         };
         s.finish(&mut r);
 
+        let mut s = r.section(&root, "otlp");
+        let otlp = OtlpConfig {
+            grpc: s.get(&mut r, "grpc", d.otlp.grpc, optional_address),
+            http: s.get(&mut r, "http", d.otlp.http, optional_address),
+            max_message_bytes: s.get(&mut r, "max_message_bytes", d.otlp.max_message_bytes, |v| {
+                let n = positive(v)?;
+                if n < 1024 {
+                    return Err("must be at least 1024".into());
+                }
+                Ok(n)
+            }),
+            queue_wait: s.get(&mut r, "queue_wait_ms", d.otlp.queue_wait, millis),
+        };
+        s.finish(&mut r);
+
         let mut s = r.section(&root, "filter");
         let filter = FilterConfig {
             min_level: s.get(&mut r, "min_level", d.filter.min_level, |v| {
@@ -298,6 +333,7 @@ impl Config {
             Ok(Config {
                 storage,
                 syslog,
+                otlp,
                 filter,
                 batch,
             })
@@ -437,6 +473,15 @@ fn addresses(v: &Value) -> Result<Vec<SocketAddr>, String> {
         .collect()
 }
 
+fn optional_address(v: &Value) -> Result<Option<SocketAddr>, String> {
+    match string(v)? {
+        "" => Ok(None),
+        s => s.parse().map(Some).map_err(|_| {
+            format!("{s:?} is not an address of the form IP:PORT (or \"\" to turn it off)")
+        }),
+    }
+}
+
 fn parse_url(v: &Value) -> Result<String, String> {
     let s = string(v)?;
     let scheme = s.split("://").next().unwrap_or("");
@@ -476,6 +521,10 @@ mod tests {
             source_time_zone = "America/New_York"
             max_frame = 8192
             logger_name = "{host}/{app}"
+            [otlp]
+            grpc = ""
+            http = "0.0.0.0:14318"
+            max_message_bytes = 2048
             [filter]
             min_level = "warning"
             ignore_loggers = ["django.*", "noisy"]
@@ -503,6 +552,9 @@ mod tests {
         assert_eq!(c.batch.max_delay, Duration::from_millis(50));
         assert_eq!(c.batch.writers, 3);
         assert!(!c.storage.context);
+        assert_eq!(c.otlp.grpc, None);
+        assert_eq!(c.otlp.http, Some("0.0.0.0:14318".parse().unwrap()));
+        assert_eq!(c.otlp.max_message_bytes, 2048);
     }
 
     #[test]

@@ -109,6 +109,12 @@ async fn run(cfg: &Config, embedded_default: bool) -> Result<()> {
     for a in collector.tcp_addrs() {
         eprintln!("listening on syslog tcp {a}");
     }
+    if let Some(a) = collector.grpc_addr() {
+        eprintln!("listening on otlp grpc {a}");
+    }
+    if let Some(a) = collector.http_addr() {
+        eprintln!("listening on otlp http {a} (POST /v1/logs)");
+    }
     eprintln!("writing to {}", collector.storage());
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),

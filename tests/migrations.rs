@@ -13,7 +13,7 @@ fn config_file(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
     let p = dir.join("config.toml");
     std::fs::write(
         &p,
-        format!("[storage]\nurl = \"{url}\"\n[syslog]\nudp = []\ntcp = [\"127.0.0.1:0\"]\n"),
+        format!("[storage]\nurl = \"{url}\"\n[syslog]\nudp = []\ntcp = [\"127.0.0.1:0\"]\n[otlp]\ngrpc = \"\"\nhttp = \"\"\n"),
     )
     .unwrap();
     p

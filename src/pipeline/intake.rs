@@ -1,10 +1,11 @@
 //! The one door from sources into the queue: sanitize, filter, count, queue.
 
-use super::queue::{PushError, QueueSender};
+use super::queue::{PushAllError, PushError, QueueSender};
 use crate::filter::Filter;
 use crate::record::Record;
 use crate::stats::Stats;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Shared by every source task.
 #[derive(Clone)]
@@ -18,6 +19,15 @@ pub struct Intake {
 #[derive(Debug, thiserror::Error)]
 #[error("the pipeline is shut down")]
 pub struct Closed;
+
+/// Why [`Intake::submit_all`] queued nothing.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SubmitAllError {
+    #[error("the queue is full; retry later")]
+    Full,
+    #[error("the pipeline is shut down")]
+    Closed,
+}
 
 impl Intake {
     /// Joins the pieces.
@@ -56,6 +66,29 @@ impl Intake {
             return Ok(());
         };
         self.queue.push(record).await.map_err(|_| Closed)
+    }
+
+    /// Queues the records of one request that the filters accept, all or none, waiting up to `wait`
+    /// for room. Returns how many the filters refused.
+    pub async fn submit_all(
+        &self,
+        records: Vec<Record>,
+        wait: Duration,
+    ) -> Result<usize, SubmitAllError> {
+        let total = records.len();
+        let kept: Vec<Record> = records
+            .into_iter()
+            .filter_map(|r| self.prepare(r))
+            .collect();
+        let refused = total - kept.len();
+        if kept.is_empty() {
+            return Ok(refused);
+        }
+        match self.queue.push_all(kept, wait).await {
+            Ok(()) => Ok(refused),
+            Err(PushAllError::Full) => Err(SubmitAllError::Full),
+            Err(PushAllError::Closed) => Err(SubmitAllError::Closed),
+        }
     }
 
     /// Queues a record if there is room now; a full queue drops it and counts the drop (UDP).

@@ -32,6 +32,15 @@ pub enum PushError {
     Closed(Record),
 }
 
+/// Why [`QueueSender::push_all`] queued nothing.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PushAllError {
+    #[error("queue is full")]
+    Full,
+    #[error("queue is closed")]
+    Closed,
+}
+
 /// The producer side; clone one per source.
 #[derive(Clone)]
 pub struct QueueSender {
@@ -103,6 +112,35 @@ impl QueueSender {
             Err(tokio::sync::TryAcquireError::Closed) => return Err(PushError::Closed(record)),
         }
         self.send(record, weight)
+    }
+
+    /// Queues all records or none: waits up to `wait` for room for all of them (OTLP: an exporter
+    /// that is told "unavailable" retries the whole request, so a partial enqueue would duplicate).
+    pub async fn push_all(&self, records: Vec<Record>, wait: Duration) -> Result<(), PushAllError> {
+        let weights: Vec<u32> = records.iter().map(|r| self.shared.weight_of(r)).collect();
+        let total = weights
+            .iter()
+            .map(|&w| w as u64)
+            .sum::<u64>()
+            .min(self.shared.cap as u64) as u32;
+        match tokio::time::timeout(wait, self.shared.budget.acquire_many(total)).await {
+            Ok(Ok(p)) => p.forget(),
+            Ok(Err(_)) => return Err(PushAllError::Closed),
+            Err(_) => return Err(PushAllError::Full),
+        }
+        // Clamping to the cap may have taken fewer permits than the weights add up to: give the
+        // difference back by holding the first records' weights lower.
+        let mut unpaid = weights.iter().map(|&w| w as u64).sum::<u64>() - total as u64;
+        for (record, mut weight) in records.into_iter().zip(weights) {
+            let cut = unpaid.min(weight as u64) as u32;
+            weight -= cut;
+            unpaid -= cut as u64;
+            self.shared.account(weight);
+            if self.tx.send(Queued { record, weight }).is_err() {
+                return Err(PushAllError::Closed);
+            }
+        }
+        Ok(())
     }
 
     fn send(&self, record: Record, weight: u32) -> Result<(), PushError> {
@@ -214,6 +252,31 @@ mod tests {
         assert_eq!(b.len(), 1);
         t.release();
         assert!(rx.next_batch(10, Duration::from_millis(1)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn push_all_is_all_or_nothing() {
+        let (tx, mut rx) = bounded(4096);
+        tx.push_all(vec![rec(1000), rec(1000)], Duration::from_millis(10))
+            .await
+            .unwrap();
+        let err = tx
+            .push_all(vec![rec(1000), rec(1000)], Duration::from_millis(10))
+            .await
+            .unwrap_err();
+        assert_eq!(err, PushAllError::Full);
+        assert_eq!(tx.depth().0, 2, "nothing of the refused request was queued");
+        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
+        assert_eq!(b.len(), 2);
+        t.release();
+        // Larger than the whole cap: still accepted once the queue is empty.
+        tx.push_all(vec![rec(3000), rec(3000)], Duration::from_millis(10))
+            .await
+            .unwrap();
+        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
+        assert_eq!(b.len(), 2);
+        t.release();
+        assert_eq!(tx.depth(), (0, 0));
     }
 
     #[tokio::test]

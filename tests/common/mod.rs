@@ -121,6 +121,8 @@ pub fn test_config(url: &str) -> Config {
     c.storage.url = url.to_string();
     c.syslog.udp = vec!["127.0.0.1:0".parse().unwrap()];
     c.syslog.tcp = vec!["127.0.0.1:0".parse().unwrap()];
+    c.otlp.grpc = Some("127.0.0.1:0".parse().unwrap());
+    c.otlp.http = Some("127.0.0.1:0".parse().unwrap());
     c.batch.max_delay = Duration::from_millis(20);
     c.batch.retry_max = Duration::from_millis(500);
     c
@@ -446,4 +448,106 @@ pub fn octet_frame(msg: &[u8]) -> Vec<u8> {
 /// The path of the built binary.
 pub fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_log-panel-collector"))
+}
+
+/// A PostgreSQL server binary of the newest installed version.
+pub fn pg_bin(tool: &str) -> PathBuf {
+    let base = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<_> = std::fs::read_dir(base)
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL server binaries are needed under {}: {e}",
+                base.display()
+            )
+        })
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    versions.sort();
+    let p = versions
+        .last()
+        .expect("a PostgreSQL version")
+        .join("bin")
+        .join(tool);
+    assert!(p.exists(), "{} is missing", p.display());
+    p
+}
+
+/// Runs a PostgreSQL tool as the `postgres` user when we are root (initdb refuses root).
+pub fn as_pg(tool: &str) -> Command {
+    let is_root = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    if is_root.unwrap_or(false) {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(pg_bin(tool));
+        c
+    } else {
+        Command::new(pg_bin(tool))
+    }
+}
+
+/// A private PostgreSQL server (initdb in a temp dir, its own port) that a test may stop and start.
+pub struct PrivatePg {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivatePg {
+    pub fn init() -> PrivatePg {
+        let dir = tempfile::Builder::new().prefix("lpc-pg").tempdir().unwrap();
+        run_ok(Command::new("chown").arg("postgres").arg(dir.path()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        run_ok(
+            as_pg("initdb")
+                .args(["-A", "trust", "-U", "postgres", "-D"])
+                .arg(dir.path().join("data")),
+        );
+        let pg = PrivatePg { dir, port };
+        pg.start();
+        pg
+    }
+
+    pub fn start(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        run_ok(
+            as_pg("pg_ctl")
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .args(["-o", &opts, "-l"])
+                .arg(self.dir.path().join("log"))
+                .args(["-w", "start"]),
+        );
+    }
+
+    pub fn stop(&self) {
+        run_ok(
+            as_pg("pg_ctl")
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .args(["-m", "fast", "-w", "stop"]),
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = as_pg("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
 }
