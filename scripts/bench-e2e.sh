@@ -19,6 +19,7 @@
 #   NO_BUILD=1     use target/release/log-panel-collector as it is, even when src/ is newer
 #   MONITOR=1      sample top and pg_stat_activity every second during each collector run, into
 #                  $MONITOR_DIR (default target/bench-e2e/), for finding where the time goes
+#   LIMIT_S        give up on one part after this many seconds (default 300 + N/500)
 #   PGURL_BASE     default postgres://postgres@127.0.0.1:5432 (also read by the shared scripts)
 set -euo pipefail
 
@@ -30,6 +31,7 @@ N=${1:-200000}
 SIZE=${SIZE:-256}
 PARTS=${PARTS:-copy collector rsyslog}
 FORMATS=${FORMATS:-rfc3164 rfc5424}
+LIMIT_S=${LIMIT_S:-$((300 + N / 500))}
 
 BENCH_DIR=${BENCH_DIR:-$REPO/../shared/bench}
 [ -d "$BENCH_DIR" ] || die "bench scripts not found: $BENCH_DIR does not exist (set BENCH_DIR to the folder holding lib.sh, copy-limit.sh, ingest-rate.sh, rsyslog-pg.sh)"
@@ -66,7 +68,7 @@ declare -A RATE
 
 # --- (a) the database's own limit -------------------------------------------------------------------
 if has_part copy; then
-  line=$("$BENCH_DIR/copy-limit.sh" "$N" "$SIZE")
+  line=$(timeout "$LIMIT_S" "$BENCH_DIR/copy-limit.sh" "$N" "$SIZE") || die "copy-limit.sh failed or exceeded ${LIMIT_S}s"
   echo "$line"
   RATE[copy]=$(field rows_per_s "$line")
 fi
@@ -141,7 +143,9 @@ if has_part collector; then
       monitor "$MONITOR_DIR/monitor-$fmt.txt" &
       MON_PID=$!
     fi
-    line=$("$BENCH_DIR/ingest-rate.sh" "$DB" "$PORT" "$N" tcp "$fmt" "$SIZE" | sed 's/^ingest/collector/')
+    # timeout signals its whole process group, loggen included (loggen spins forever on a refused port).
+    line=$(timeout "$LIMIT_S" "$BENCH_DIR/ingest-rate.sh" "$DB" "$PORT" "$N" tcp "$fmt" "$SIZE" | sed 's/^ingest/collector/') ||
+      { tail -20 "$LOG" >&2; die "collector $fmt run failed or exceeded ${LIMIT_S}s"; }
     echo "$line"
     RATE[collector_$fmt]=$(field rows_per_s "$line")
     stop_daemon
@@ -155,7 +159,7 @@ fi
 
 # --- (c) the classic peer ---------------------------------------------------------------------------
 if has_part rsyslog; then
-  line=$("$BENCH_DIR/rsyslog-pg.sh" "$N" tcp rfc3164)
+  line=$(timeout "$LIMIT_S" "$BENCH_DIR/rsyslog-pg.sh" "$N" tcp rfc3164) || die "rsyslog-pg.sh failed or exceeded ${LIMIT_S}s"
   echo "$line"
   RATE[rsyslog]=$(field rows_per_s "$line")
 fi

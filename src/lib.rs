@@ -8,6 +8,7 @@ pub mod collector;
 pub mod config;
 pub mod context;
 pub mod filter;
+pub mod loadgen;
 pub mod pipeline;
 pub mod record;
 pub mod source;

@@ -30,6 +30,33 @@ enum Command {
     Validate,
     /// Create the panel schema (and record it in django_migrations), then exit.
     Migrate,
+    /// Load generator: send OTLP log batches over gRPC to a collector and report the rate.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// OTLP/gRPC endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:4317")]
+    endpoint: String,
+    /// Records to send in all.
+    #[arg(long, default_value_t = 200_000)]
+    records: usize,
+    /// Records per Export request.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Characters per record body.
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Parallel connections.
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+    /// Records per second (default: as fast as accepted).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Distinct logger (scope) names.
+    #[arg(long, default_value_t = 8)]
+    loggers: usize,
 }
 
 fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -56,6 +83,35 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Run) {
+        Command::Bench(b) => {
+            let spec = log_panel_collector::loadgen::LoadSpec {
+                endpoint: b.endpoint,
+                records: b.records,
+                batch: b.batch,
+                size: b.size,
+                concurrency: b.concurrency,
+                rate: b.rate,
+                loggers: b.loggers,
+            };
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match rt.block_on(log_panel_collector::loadgen::run(&spec)) {
+                Ok(r) => {
+                    println!(
+                        "bench otlp-grpc sent={} requests={} retries={} seconds={:.2} records_per_s={:.0}",
+                        r.records,
+                        r.requests,
+                        r.retries,
+                        r.elapsed.as_secs_f64(),
+                        r.records as f64 / r.elapsed.as_secs_f64()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Validate => {
             println!("config OK");
             ExitCode::SUCCESS
