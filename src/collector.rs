@@ -135,6 +135,11 @@ impl Collector {
             time_zone: cfg.storage.time_zone,
         };
         let storage = backend.describe();
+        listeners.spawn(crate::retention::schedule(
+            backend.clone(),
+            cfg.retention.clone(),
+            cfg.storage.time_zone,
+        ));
         let delivery = tokio::spawn(delivery::run(
             backend,
             rx,

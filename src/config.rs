@@ -2,6 +2,7 @@
 //! the key it belongs to, so `validate` can list them all at once.
 
 use crate::record::Level;
+pub use crate::retention::RetentionConfig;
 use chrono_tz::Tz;
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ pub struct Config {
     pub otlp: OtlpConfig,
     pub filter: FilterConfig,
     pub batch: BatchConfig,
+    pub retention: RetentionConfig,
 }
 
 /// OTLP listeners.
@@ -170,6 +172,7 @@ impl Default for Config {
                 retry_initial: Duration::from_millis(100),
                 retry_max: Duration::from_secs(30),
             },
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -233,7 +236,7 @@ impl Config {
             })?;
         let mut r = Reader::default();
         let d = Config::default();
-        let known = ["storage", "syslog", "otlp", "filter", "batch"];
+        let known = ["storage", "syslog", "otlp", "filter", "batch", "retention"];
         for (k, v) in &root {
             if !known.contains(&k.as_str()) {
                 r.error(k, "unknown section");
@@ -329,6 +332,19 @@ impl Config {
         };
         s.finish(&mut r);
 
+        let mut s = r.section(&root, "retention");
+        let retention = RetentionConfig {
+            days: s.get(&mut r, "days", d.retention.days, |v| {
+                let n = unsigned(v)?;
+                u32::try_from(n).map_err(|_| "is too large".to_string())
+            }),
+            interval: s.get(&mut r, "interval", d.retention.interval, |v| {
+                parse_duration(string(v)?)
+            }),
+            batch: s.get(&mut r, "batch", d.retention.batch, positive),
+        };
+        s.finish(&mut r);
+
         if r.errors.is_empty() {
             Ok(Config {
                 storage,
@@ -336,6 +352,7 @@ impl Config {
                 otlp,
                 filter,
                 batch,
+                retention,
             })
         } else {
             Err(ConfigError::Keys {
@@ -473,6 +490,31 @@ fn addresses(v: &Value) -> Result<Vec<SocketAddr>, String> {
         .collect()
 }
 
+/// `30s`, `15m`, `1h`, `2d`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. \"30m\", \"1h\", \"1d\")"))?;
+    let secs = match unit.trim() {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a duration (e.g. \"30m\", \"1h\", \"1d\")"
+            ));
+        }
+    };
+    if secs == 0 {
+        return Err("must be greater than 0".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
 fn optional_address(v: &Value) -> Result<Option<SocketAddr>, String> {
     match string(v)? {
         "" => Ok(None),
@@ -525,6 +567,10 @@ mod tests {
             grpc = ""
             http = "0.0.0.0:14318"
             max_message_bytes = 2048
+            [retention]
+            days = 7
+            interval = "15m"
+            batch = 10
             [filter]
             min_level = "warning"
             ignore_loggers = ["django.*", "noisy"]
@@ -555,6 +601,9 @@ mod tests {
         assert_eq!(c.otlp.grpc, None);
         assert_eq!(c.otlp.http, Some("0.0.0.0:14318".parse().unwrap()));
         assert_eq!(c.otlp.max_message_bytes, 2048);
+        assert_eq!(c.retention.days, 7);
+        assert_eq!(c.retention.interval, Duration::from_secs(900));
+        assert_eq!(c.retention.batch, 10);
     }
 
     #[test]

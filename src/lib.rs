@@ -11,6 +11,7 @@ pub mod filter;
 pub mod loadgen;
 pub mod pipeline;
 pub mod record;
+pub mod retention;
 pub mod source;
 pub mod stats;
 pub mod storage;

@@ -30,6 +30,15 @@ enum Command {
     Validate,
     /// Create the panel schema (and record it in django_migrations), then exit.
     Migrate,
+    /// Delete rows older than the retention period now (as the daemon does on its schedule).
+    Retention {
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Days to keep (default: [retention] days of the config).
+        #[arg(long)]
+        days: Option<u32>,
+    },
     /// Load generator: send OTLP log batches over gRPC to a collector and report the rate.
     Bench(BenchArgs),
 }
@@ -120,6 +129,7 @@ fn main() -> ExitCode {
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
             let result = match command {
                 Command::Migrate => rt.block_on(migrate(&cfg)),
+                Command::Retention { dry_run, days } => rt.block_on(retention(&cfg, dry_run, days)),
                 _ => rt.block_on(run(&cfg, cli.config.is_none())),
             };
             match result {
@@ -146,6 +156,36 @@ async fn migrate(cfg: &Config) -> Result<()> {
             "{}: applied {}",
             backend.describe(),
             report.applied.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn retention(cfg: &Config, dry_run: bool, days: Option<u32>) -> Result<()> {
+    use log_panel_collector::retention::{cutoff, run_pass};
+    let days = days.unwrap_or(cfg.retention.days);
+    if days == 0 {
+        println!("retention is off (days = 0): nothing to delete");
+        return Ok(());
+    }
+    let backend = AnyBackend::open(&cfg.storage.url, 1)?;
+    let cut = cutoff(chrono::Utc::now(), days);
+    if dry_run {
+        let n = backend
+            .count_older_than(cut)
+            .await
+            .context("counting old rows")?;
+        println!(
+            "{}: would delete {n} row(s) older than {cut} ({days} days)",
+            backend.describe()
+        );
+    } else {
+        let n = run_pass(&backend, cut, cfg.retention.batch, cfg.storage.time_zone)
+            .await
+            .context("deleting old rows")?;
+        println!(
+            "{}: deleted {n} row(s) older than {cut} ({days} days)",
+            backend.describe()
         );
     }
     Ok(())

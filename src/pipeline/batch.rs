@@ -108,49 +108,100 @@ impl Counts {
     }
 }
 
+/// Counter changes computed from records: per logger (cards) and per logger x unit x bucket start
+/// (timeline buckets) in the Django time zone. Used for the increments of a batch and for the
+/// decrements of a retention pass, so both agree with what `rebuild_log_cards` computes.
+pub struct Aggregator {
+    tz: Tz,
+    cards: BTreeMap<String, (Counts, DateTime<Utc>)>,
+    buckets: BTreeMap<(String, Unit, DateTime<Utc>), Counts>,
+    /// Bucket starts of the last UTC hour seen: records of a batch mostly share one.
+    last_hour: Option<(DateTime<Utc>, [DateTime<Utc>; 2])>,
+}
+
+impl Aggregator {
+    /// Buckets start at hours and midnights of `tz`.
+    pub fn new(tz: Tz) -> Self {
+        Aggregator {
+            tz,
+            cards: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            last_hour: None,
+        }
+    }
+
+    /// Counts one record.
+    pub fn add(&mut self, logger: &str, timestamp: DateTime<Utc>, level: Level) {
+        let starts = match self.last_hour {
+            Some((h, s)) if timestamp >= h && timestamp < h + chrono::Duration::hours(1) => s,
+            _ => {
+                let s = [
+                    hour_start(timestamp, self.tz),
+                    day_start(timestamp, self.tz),
+                ];
+                if self.tz == Tz::UTC {
+                    self.last_hour = Some((s[0], s));
+                }
+                s
+            }
+        };
+        match self.cards.get_mut(logger) {
+            Some((c, seen)) => {
+                c.add(level);
+                *seen = (*seen).max(timestamp);
+            }
+            None => {
+                let mut c = Counts::default();
+                c.add(level);
+                self.cards.insert(logger.to_string(), (c, timestamp));
+            }
+        }
+        for (unit, start) in [(Unit::Hour, starts[0]), (Unit::Day, starts[1])] {
+            self.buckets
+                .entry((logger.to_string(), unit, start))
+                .or_default()
+                .add(level);
+        }
+    }
+
+    /// Per-logger totals sorted by name (`last_seen` is the latest timestamp counted), and bucket
+    /// totals sorted by (logger, unit, bucket): the order every writer locks counter rows in.
+    pub fn finish(self) -> (Vec<LoggerTotals>, Vec<BucketTotals>) {
+        (
+            self.cards
+                .into_iter()
+                .map(|(name, (c, last_seen))| LoggerTotals {
+                    name,
+                    total: c.total,
+                    errors: c.errors,
+                    warnings: c.warnings,
+                    last_seen,
+                })
+                .collect(),
+            self.buckets
+                .into_iter()
+                .map(|((logger, unit, bucket), c)| BucketTotals {
+                    logger,
+                    unit,
+                    bucket,
+                    count: c.total,
+                    errors: c.errors,
+                    warnings: c.warnings,
+                })
+                .collect(),
+        )
+    }
+}
+
 impl Batch {
     /// Splits messages, assigns ids and aggregates counters.
     pub fn build(records: Vec<Record>, layout: &Layout) -> Batch {
         let mut rows = Vec::with_capacity(records.len());
         let mut chunks = Vec::new();
-        let mut cards: BTreeMap<String, (Counts, DateTime<Utc>)> = BTreeMap::new();
-        let mut buckets: BTreeMap<(String, Unit, DateTime<Utc>), Counts> = BTreeMap::new();
-        let mut last_hour: Option<(DateTime<Utc>, [DateTime<Utc>; 2])> = None;
+        let mut agg = Aggregator::new(layout.time_zone);
         for r in records {
             let id = Uuid::new_v4();
-            // Records of one batch mostly share an hour: reuse the bucket starts.
-            let starts = match last_hour {
-                Some((h, s))
-                    if r.timestamp >= h && r.timestamp < h + chrono::Duration::hours(1) =>
-                {
-                    s
-                }
-                _ => {
-                    let hour = hour_start(r.timestamp, layout.time_zone);
-                    let s = [hour, day_start(r.timestamp, layout.time_zone)];
-                    if hour.minute() == 0 && layout.time_zone == Tz::UTC {
-                        last_hour = Some((hour, s));
-                    }
-                    s
-                }
-            };
-            match cards.get_mut(&r.logger_name) {
-                Some((c, seen)) => {
-                    c.add(r.level);
-                    *seen = (*seen).max(r.timestamp);
-                }
-                None => {
-                    let mut c = Counts::default();
-                    c.add(r.level);
-                    cards.insert(r.logger_name.clone(), (c, r.timestamp));
-                }
-            }
-            for (unit, start) in [(Unit::Hour, starts[0]), (Unit::Day, starts[1])] {
-                buckets
-                    .entry((r.logger_name.clone(), unit, start))
-                    .or_default()
-                    .add(r.level);
-            }
+            agg.add(&r.logger_name, r.timestamp, r.level);
             let split = split_message(&r.message, layout.preview, layout.chunk);
             let size = split.size.min(i32::MAX as usize) as i32;
             let (message, chunked) = if split.chunked() {
@@ -180,30 +231,12 @@ impl Batch {
                 message_size: size,
             });
         }
+        let (loggers, buckets) = agg.finish();
         Batch {
             rows,
             chunks,
-            loggers: cards
-                .into_iter()
-                .map(|(name, (c, last_seen))| LoggerTotals {
-                    name,
-                    total: c.total,
-                    errors: c.errors,
-                    warnings: c.warnings,
-                    last_seen,
-                })
-                .collect(),
-            buckets: buckets
-                .into_iter()
-                .map(|((logger, unit, bucket), c)| BucketTotals {
-                    logger,
-                    unit,
-                    bucket,
-                    count: c.total,
-                    errors: c.errors,
-                    warnings: c.warnings,
-                })
-                .collect(),
+            loggers,
+            buckets,
         }
     }
 }

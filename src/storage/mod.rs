@@ -7,6 +7,8 @@ pub mod schema;
 pub mod sqlite;
 
 use crate::pipeline::batch::Batch;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use std::future::Future;
 use uuid::Uuid;
 
@@ -63,6 +65,23 @@ pub trait Backend: Send + Sync + 'static {
     /// whose acknowledgement was lost (connection cut at the wrong moment) is not written twice.
     fn contains_row(&self, id: Uuid) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
+    /// Retention: in one transaction (where the database has them), deletes up to `limit` of the
+    /// oldest rows with `timestamp < cutoff`, their chunks first, and subtracts exactly what it deleted
+    /// from the cards and buckets (computed with [`crate::pipeline::batch::Aggregator`] in `tz`),
+    /// removing counters that reach zero. Returns the number of rows deleted.
+    fn delete_batch(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+        tz: Tz,
+    ) -> impl Future<Output = Result<usize, StorageError>> + Send;
+
+    /// Rows with `timestamp < cutoff` (what a retention pass would delete).
+    fn count_older_than(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
     /// Cheap round trip, for readiness.
     fn ping(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
 }
@@ -115,6 +134,25 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Sqlite(b) => b.contains_row(id).await,
             AnyBackend::Postgres(b) => b.contains_row(id).await,
+        }
+    }
+
+    async fn delete_batch(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+        tz: Tz,
+    ) -> Result<usize, StorageError> {
+        match self {
+            AnyBackend::Sqlite(b) => b.delete_batch(cutoff, limit, tz).await,
+            AnyBackend::Postgres(b) => b.delete_batch(cutoff, limit, tz).await,
+        }
+    }
+
+    async fn count_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
+        match self {
+            AnyBackend::Sqlite(b) => b.count_older_than(cutoff).await,
+            AnyBackend::Postgres(b) => b.count_older_than(cutoff).await,
         }
     }
 

@@ -4,8 +4,10 @@
 
 use super::schema::{APP, MIGRATIONS, has_statements};
 use super::{Backend, Context, MigrationReport, StorageError};
-use crate::pipeline::batch::Batch;
+use crate::pipeline::batch::{Aggregator, Batch, BucketTotals};
+use crate::record::Level;
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, Row as _};
 use std::fmt::Write as _;
@@ -45,10 +47,34 @@ const UPSERT_CARDS: &str = "INSERT INTO log_panel_log_card AS c (id, logger_id, 
 const UPSERT_BUCKETS: &str = "INSERT INTO log_panel_log_timeline_bucket AS b (id, logger_id, bucket, unit, log_count, error_count, warning_count) \
     SELECT u.id, l.id, u.bucket, u.unit, u.n, u.errors, u.warnings \
     FROM unnest($1::uuid[], $2::varchar[], $3::timestamptz[], $4::varchar[], $5::int4[], $6::int4[], $7::int4[]) \
-         WITH ORDINALITY AS u(id, name, bucket, unit, n, errors, warnings, ord) \
-    JOIN log_panel_logger l ON l.name = u.name ORDER BY u.ord \
+         AS u(id, name, bucket, unit, n, errors, warnings) \
+    JOIN log_panel_logger l ON l.name = u.name ORDER BY u.name, u.unit, u.bucket \
     ON CONFLICT (logger_id, bucket, unit) DO UPDATE SET log_count = b.log_count + EXCLUDED.log_count, \
     error_count = b.error_count + EXCLUDED.error_count, warning_count = b.warning_count + EXCLUDED.warning_count";
+
+/// Retention: subtract per-logger totals, locking cards in name order (as ingestion does), and
+/// recompute `last_seen` where the latest row may have been deleted.
+const SUBTRACT_CARDS: &str = "WITH u AS (SELECT * FROM unnest($1::varchar[], $2::int8[], $3::int8[], $4::int8[], $5::timestamptz[]) \
+         AS u(name, total, errors, warnings, seen)), \
+    locked AS (SELECT c.id, u.* FROM log_panel_log_card c JOIN log_panel_logger l ON l.id = c.logger_id \
+         JOIN u ON u.name = l.name ORDER BY l.name FOR UPDATE OF c) \
+    UPDATE log_panel_log_card c SET total = GREATEST(c.total - k.total, 0), \
+        total_errors = GREATEST(c.total_errors - k.errors, 0), \
+        total_warnings = GREATEST(c.total_warnings - k.warnings, 0), \
+        last_seen = CASE WHEN c.last_seen <= k.seen \
+            THEN (SELECT max(g.\"timestamp\") FROM log_panel_log g WHERE g.logger_name = k.name) ELSE c.last_seen END \
+    FROM locked k WHERE c.id = k.id RETURNING c.id";
+
+/// Retention: subtract per-bucket counts, locking buckets in (logger, unit, bucket) order.
+const SUBTRACT_BUCKETS: &str = "WITH u AS (SELECT * FROM unnest($1::varchar[], $2::timestamptz[], $3::varchar[], $4::int4[], $5::int4[], $6::int4[]) \
+         AS u(name, bucket, unit, n, errors, warnings)), \
+    locked AS (SELECT b.id, u.n, u.errors, u.warnings FROM log_panel_log_timeline_bucket b \
+         JOIN log_panel_logger l ON l.id = b.logger_id \
+         JOIN u ON u.name = l.name AND u.bucket = b.bucket AND u.unit = b.unit \
+         ORDER BY l.name, b.unit, b.bucket FOR UPDATE OF b) \
+    UPDATE log_panel_log_timeline_bucket b SET log_count = GREATEST(b.log_count - k.n, 0), \
+        error_count = GREATEST(b.error_count - k.errors, 0), warning_count = GREATEST(b.warning_count - k.warnings, 0) \
+    FROM locked k WHERE b.id = k.id RETURNING b.id";
 
 /// Appends `s` escaped for COPY's text format.
 fn copy_text(out: &mut String, s: &str) {
@@ -268,6 +294,107 @@ impl Backend for PostgresBackend {
             .await
             .context("looking up a row")?;
         Ok(found.is_some())
+    }
+
+    async fn delete_batch(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+        tz: Tz,
+    ) -> Result<usize, StorageError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .context("starting a PostgreSQL transaction")?;
+        // SKIP LOCKED: a second collector's retention pass takes other rows instead of waiting.
+        let found = sqlx::query(
+            r#"SELECT id, "timestamp", level, logger_name FROM log_panel_log WHERE "timestamp" < $1
+               ORDER BY "timestamp" LIMIT $2 FOR UPDATE SKIP LOCKED"#,
+        )
+        .bind(cutoff)
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await
+        .context("selecting the oldest rows")?;
+        let mut agg = Aggregator::new(tz);
+        let mut ids: Vec<Uuid> = Vec::with_capacity(found.len());
+        for r in &found {
+            let level: String = r.get(2);
+            let logger: String = r.get(3);
+            agg.add(&logger, r.get(1), level.parse().unwrap_or(Level::Info));
+            ids.push(r.get(0));
+        }
+        sqlx::query("DELETE FROM log_panel_log_message_chunk WHERE log_id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await
+            .context("deleting old message chunks")?;
+        sqlx::query("DELETE FROM log_panel_log WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await
+            .context("deleting old rows")?;
+        let (loggers, buckets) = agg.finish();
+        let names: Vec<&str> = loggers.iter().map(|l| l.name.as_str()).collect();
+        sqlx::query(SUBTRACT_CARDS)
+            .bind(&names)
+            .bind(loggers.iter().map(|l| l.total).collect::<Vec<_>>())
+            .bind(loggers.iter().map(|l| l.errors).collect::<Vec<_>>())
+            .bind(loggers.iter().map(|l| l.warnings).collect::<Vec<_>>())
+            .bind(loggers.iter().map(|l| l.last_seen).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await
+            .context("subtracting from log cards")?;
+        sqlx::query(
+            "DELETE FROM log_panel_log_card c USING log_panel_logger l \
+             WHERE c.logger_id = l.id AND l.name = ANY($1) AND c.total <= 0",
+        )
+        .bind(&names)
+        .execute(&mut *tx)
+        .await
+        .context("removing empty log cards")?;
+        let small = |f: fn(&BucketTotals) -> i64| {
+            buckets
+                .iter()
+                .map(|x| f(x).min(i32::MAX as i64) as i32)
+                .collect::<Vec<_>>()
+        };
+        sqlx::query(SUBTRACT_BUCKETS)
+            .bind(
+                buckets
+                    .iter()
+                    .map(|x| x.logger.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(buckets.iter().map(|x| x.bucket).collect::<Vec<_>>())
+            .bind(buckets.iter().map(|x| x.unit.as_str()).collect::<Vec<_>>())
+            .bind(small(|x| x.count))
+            .bind(small(|x| x.errors))
+            .bind(small(|x| x.warnings))
+            .fetch_all(&mut *tx)
+            .await
+            .context("subtracting from timeline buckets")?;
+        sqlx::query(
+            "DELETE FROM log_panel_log_timeline_bucket b USING log_panel_logger l \
+             WHERE b.logger_id = l.id AND l.name = ANY($1) AND b.log_count <= 0",
+        )
+        .bind(&names)
+        .execute(&mut *tx)
+        .await
+        .context("removing empty timeline buckets")?;
+        tx.commit().await.context("committing a retention batch")?;
+        Ok(ids.len())
+    }
+
+    async fn count_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
+        let n: i64 =
+            sqlx::query_scalar(r#"SELECT COUNT(*) FROM log_panel_log WHERE "timestamp" < $1"#)
+                .bind(cutoff)
+                .fetch_one(&self.pool)
+                .await
+                .context("counting old rows")?;
+        Ok(n as u64)
     }
 
     async fn ping(&self) -> Result<(), StorageError> {

@@ -3,17 +3,22 @@
 
 use super::schema::{APP, MIGRATIONS, has_statements};
 use super::{Backend, Context, MigrationReport, StorageError};
-use crate::pipeline::batch::Batch;
+use crate::pipeline::batch::{Aggregator, Batch};
+use crate::record::Level;
 use chrono::{DateTime, Timelike, Utc};
+use chrono_tz::Tz;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 use sqlx::{Executor, Row as _};
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Writes into one SQLite file.
+/// Writes into one SQLite file. Write transactions start with `BEGIN IMMEDIATE`: a deferred one that
+/// reads first cannot wait for another process's write lock (SQLite answers "database is locked" at
+/// once), an immediate one waits up to the busy timeout.
 pub struct SqliteBackend {
     pool: SqlitePool,
     path: String,
@@ -26,6 +31,14 @@ pub fn django_datetime(ts: DateTime<Utc>) -> String {
     } else {
         ts.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
     }
+}
+
+/// Reads Django's SQLite datetime text back (naive UTC, optional fraction).
+pub fn parse_django_datetime(s: &str) -> DateTime<Utc> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
+        .map(|n| n.and_utc())
+        .unwrap_or_default()
 }
 
 fn hex(id: Uuid) -> String {
@@ -64,7 +77,7 @@ impl Backend for SqliteBackend {
     async fn migrate(&self) -> Result<MigrationReport, StorageError> {
         let mut tx = self
             .pool
-            .begin()
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .context("opening the SQLite database")?;
         tx.execute(CREATE_DJANGO_MIGRATIONS)
@@ -105,7 +118,7 @@ impl Backend for SqliteBackend {
     async fn write_batch(&self, batch: &Batch) -> Result<(), StorageError> {
         let mut tx = self
             .pool
-            .begin()
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .context("starting a SQLite transaction")?;
         for r in &batch.rows {
@@ -190,6 +203,126 @@ impl Backend for SqliteBackend {
             .await
             .context("looking up a row")?;
         Ok(found.is_some())
+    }
+
+    async fn delete_batch(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+        tz: Tz,
+    ) -> Result<usize, StorageError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .context("starting a SQLite transaction")?;
+        let found = sqlx::query(
+            r#"SELECT id, "timestamp", level, logger_name FROM log_panel_log WHERE "timestamp" < ? ORDER BY "timestamp" LIMIT ?"#,
+        )
+        .bind(django_datetime(cutoff))
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await
+        .context("selecting the oldest rows")?;
+        let mut agg = Aggregator::new(tz);
+        let mut ids = Vec::with_capacity(found.len());
+        for r in &found {
+            let ts: String = r.get(1);
+            let level: String = r.get(2);
+            let logger: String = r.get(3);
+            agg.add(
+                &logger,
+                parse_django_datetime(&ts),
+                level.parse().unwrap_or(Level::Info),
+            );
+            ids.push(r.get::<String, _>(0));
+        }
+        for part in ids.chunks(500) {
+            for table_key in [
+                r#"DELETE FROM log_panel_log_message_chunk WHERE log_id IN ("#,
+                r#"DELETE FROM log_panel_log WHERE id IN ("#,
+            ] {
+                let mut q = QueryBuilder::<Sqlite>::new(table_key);
+                let mut sep = q.separated(", ");
+                for id in part {
+                    sep.push_bind(id);
+                }
+                q.push(")");
+                q.build()
+                    .execute(&mut *tx)
+                    .await
+                    .context("deleting old rows")?;
+            }
+        }
+        let (loggers, buckets) = agg.finish();
+        const LOGGER: &str = "(SELECT id FROM log_panel_logger WHERE name = ?)";
+        for l in &loggers {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE log_panel_log_card SET total = max(total - ?, 0), total_errors = max(total_errors - ?, 0), \
+                 total_warnings = max(total_warnings - ?, 0) WHERE logger_id = {LOGGER}"
+            )))
+            .bind(l.total)
+            .bind(l.errors)
+            .bind(l.warnings)
+            .bind(&l.name)
+            .execute(&mut *tx)
+            .await
+            .context("subtracting from log cards")?;
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM log_panel_log_card WHERE total <= 0 AND logger_id = {LOGGER}"
+            )))
+            .bind(&l.name)
+            .execute(&mut *tx)
+            .await
+            .context("removing empty log cards")?;
+            sqlx::query(AssertSqlSafe(format!(
+                r#"UPDATE log_panel_log_card SET last_seen = (SELECT max("timestamp") FROM log_panel_log WHERE logger_name = ?) WHERE logger_id = {LOGGER} AND last_seen <= ?"#
+            )))
+            .bind(&l.name)
+            .bind(&l.name)
+            .bind(django_datetime(l.last_seen))
+            .execute(&mut *tx)
+            .await
+            .context("updating last_seen")?;
+        }
+        for b in &buckets {
+            let bucket = b.bucket.format("%Y-%m-%d %H:%M:%S").to_string();
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE log_panel_log_timeline_bucket SET log_count = max(log_count - ?, 0), \
+                 error_count = max(error_count - ?, 0), warning_count = max(warning_count - ?, 0) \
+                 WHERE logger_id = {LOGGER} AND bucket = ? AND unit = ?"
+            )))
+            .bind(b.count)
+            .bind(b.errors)
+            .bind(b.warnings)
+            .bind(&b.logger)
+            .bind(&bucket)
+            .bind(b.unit.as_str())
+            .execute(&mut *tx)
+            .await
+            .context("subtracting from timeline buckets")?;
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM log_panel_log_timeline_bucket WHERE log_count <= 0 AND logger_id = {LOGGER} AND bucket = ? AND unit = ?"
+            )))
+            .bind(&b.logger)
+            .bind(&bucket)
+            .bind(b.unit.as_str())
+            .execute(&mut *tx)
+            .await
+            .context("removing empty timeline buckets")?;
+        }
+        tx.commit().await.context("committing a retention batch")?;
+        Ok(ids.len())
+    }
+
+    async fn count_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
+        let n: i64 =
+            sqlx::query_scalar(r#"SELECT COUNT(*) FROM log_panel_log WHERE "timestamp" < ?"#)
+                .bind(django_datetime(cutoff))
+                .fetch_one(&self.pool)
+                .await
+                .context("counting old rows")?;
+        Ok(n as u64)
     }
 
     async fn ping(&self) -> Result<(), StorageError> {
