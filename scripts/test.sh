@@ -3,7 +3,7 @@
 #   - util-linux `logger`, python3 and rsyslog (real syslog senders and relay)
 #   - a Python >= 3.12 venv (.venv-panel) with django-log-panel, to read our databases with the real admin,
 #     and the OpenTelemetry SDK with its OTLP exporters, as real OTLP senders
-#   - PostgreSQL on 127.0.0.1:5432 (started if it is installed but stopped)
+#   - PostgreSQL on 127.0.0.1:5432 and MariaDB on 127.0.0.1:3306 (started if installed but stopped)
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,15 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   fi
   for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
   pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL is not reachable on 127.0.0.1:5432"
+fi
+
+# MariaDB/MySQL on 127.0.0.1:3306 (root, empty password): the MySQL backend's tests create their databases on it.
+if ! mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
+  if [ -x /usr/sbin/mariadbd ]; then
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  fi
+  for _ in $(seq 1 100); do mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1 && break; sleep 0.2; done
+  mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1 || die "MariaDB/MySQL is not reachable on 127.0.0.1:3306"
 fi
 
 # The panel venv (Python >= 3.12: django-log-panel needs it).

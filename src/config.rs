@@ -528,12 +528,14 @@ fn parse_url(v: &Value) -> Result<String, String> {
     let s = string(v)?;
     let scheme = s.split("://").next().unwrap_or("");
     match scheme {
-        "sqlite" | "postgres" | "postgresql" if s.contains("://") => Ok(s.to_string()),
-        "mysql" | "mariadb" | "mongodb" | "mongodb+srv" => Err(format!(
-            "{scheme} storage is not supported by this version (use sqlite:// or postgres://)"
+        "sqlite" | "postgres" | "postgresql" | "mysql" | "mariadb" if s.contains("://") => {
+            Ok(s.to_string())
+        }
+        "mongodb" | "mongodb+srv" => Err(format!(
+            "{scheme} storage is not supported by this version (use sqlite://, postgres:// or mysql://)"
         )),
         _ => Err(format!(
-            "{s:?} is not a storage URL (expected sqlite://PATH or postgres://USER:PASS@HOST:PORT/DB)"
+            "{s:?} is not a storage URL (expected sqlite://PATH, postgres://USER:PASS@HOST:PORT/DB or mysql://USER:PASS@HOST:PORT/DB)"
         )),
     }
 }

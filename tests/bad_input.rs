@@ -175,6 +175,11 @@ async fn odd_input_postgres() {
     odd_input(Engine::Postgres).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_input_mysql() {
+    odd_input(Engine::MySql).await;
+}
+
 #[test]
 fn bad_config_names_every_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -115,3 +115,13 @@ async fn django_first_then_collector_sqlite() {
 async fn django_first_then_collector_postgres() {
     django_first(Engine::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_first_then_django_mysql() {
+    collector_first(Engine::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_first_then_collector_mysql() {
+    django_first(Engine::MySql).await;
+}

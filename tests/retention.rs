@@ -218,6 +218,11 @@ async fn retention_pass_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_pass_mysql() {
+    retention_pass(Engine::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_runs_retention_on_its_schedule() {
     let db = TestDb::new(Engine::Postgres, "retention_sched").await;
     let mut cfg = test_config(&db.url);

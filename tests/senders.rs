@@ -186,3 +186,8 @@ async fn real_senders_into_sqlite() {
 async fn real_senders_into_postgres() {
     senders_into(Engine::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_senders_into_mysql() {
+    senders_into(Engine::MySql).await;
+}

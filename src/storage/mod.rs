@@ -2,6 +2,7 @@
 //! rows, chunks and counter upserts). Chunking, aggregation, retries and batching live elsewhere
 //! (`pipeline`), written once for all of them.
 
+pub mod mysql;
 pub mod postgres;
 pub mod schema;
 pub mod sqlite;
@@ -12,6 +13,7 @@ use chrono_tz::Tz;
 use std::future::Future;
 use uuid::Uuid;
 
+pub use mysql::MySqlBackend;
 pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
 
@@ -90,51 +92,53 @@ pub trait Backend: Send + Sync + 'static {
 pub enum AnyBackend {
     Sqlite(SqliteBackend),
     Postgres(PostgresBackend),
+    MySql(MySqlBackend),
 }
 
 impl AnyBackend {
     /// Opens (lazily: no connection is made until first use) the backend for `url`.
     pub fn open(url: &str, writers: usize) -> Result<AnyBackend, StorageError> {
-        if url.starts_with("sqlite:") {
-            Ok(AnyBackend::Sqlite(SqliteBackend::open(url)?))
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Ok(AnyBackend::Postgres(PostgresBackend::open(url, writers)?))
-        } else {
-            Err(StorageError::Url {
+        let scheme = url.split("://").next().unwrap_or("");
+        match scheme {
+            "sqlite" => Ok(AnyBackend::Sqlite(SqliteBackend::open(url)?)),
+            "postgres" | "postgresql" => {
+                Ok(AnyBackend::Postgres(PostgresBackend::open(url, writers)?))
+            }
+            "mysql" | "mariadb" => Ok(AnyBackend::MySql(MySqlBackend::open(url, writers)?)),
+            _ => Err(StorageError::Url {
                 url: url.to_string(),
-                reason: "unsupported scheme (use sqlite:// or postgres://)".into(),
-            })
+                reason: "unsupported scheme (use sqlite://, postgres:// or mysql://)".into(),
+            }),
         }
     }
 }
 
+/// Calls the same method on whichever backend this is.
+macro_rules! each {
+    ($self:ident, $b:ident => $call:expr) => {
+        match $self {
+            AnyBackend::Sqlite($b) => $call,
+            AnyBackend::Postgres($b) => $call,
+            AnyBackend::MySql($b) => $call,
+        }
+    };
+}
+
 impl Backend for AnyBackend {
     fn describe(&self) -> String {
-        match self {
-            AnyBackend::Sqlite(b) => b.describe(),
-            AnyBackend::Postgres(b) => b.describe(),
-        }
+        each!(self, b => b.describe())
     }
 
     async fn migrate(&self) -> Result<MigrationReport, StorageError> {
-        match self {
-            AnyBackend::Sqlite(b) => b.migrate().await,
-            AnyBackend::Postgres(b) => b.migrate().await,
-        }
+        each!(self, b => b.migrate().await)
     }
 
     async fn write_batch(&self, batch: &Batch) -> Result<(), StorageError> {
-        match self {
-            AnyBackend::Sqlite(b) => b.write_batch(batch).await,
-            AnyBackend::Postgres(b) => b.write_batch(batch).await,
-        }
+        each!(self, b => b.write_batch(batch).await)
     }
 
     async fn contains_row(&self, id: Uuid) -> Result<bool, StorageError> {
-        match self {
-            AnyBackend::Sqlite(b) => b.contains_row(id).await,
-            AnyBackend::Postgres(b) => b.contains_row(id).await,
-        }
+        each!(self, b => b.contains_row(id).await)
     }
 
     async fn delete_batch(
@@ -143,23 +147,14 @@ impl Backend for AnyBackend {
         limit: usize,
         tz: Tz,
     ) -> Result<usize, StorageError> {
-        match self {
-            AnyBackend::Sqlite(b) => b.delete_batch(cutoff, limit, tz).await,
-            AnyBackend::Postgres(b) => b.delete_batch(cutoff, limit, tz).await,
-        }
+        each!(self, b => b.delete_batch(cutoff, limit, tz).await)
     }
 
     async fn count_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
-        match self {
-            AnyBackend::Sqlite(b) => b.count_older_than(cutoff).await,
-            AnyBackend::Postgres(b) => b.count_older_than(cutoff).await,
-        }
+        each!(self, b => b.count_older_than(cutoff).await)
     }
 
     async fn ping(&self) -> Result<(), StorageError> {
-        match self {
-            AnyBackend::Sqlite(b) => b.ping().await,
-            AnyBackend::Postgres(b) => b.ping().await,
-        }
+        each!(self, b => b.ping().await)
     }
 }

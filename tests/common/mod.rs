@@ -56,11 +56,38 @@ pub fn fresh_sqlite() -> (tempfile::TempDir, String, PathBuf) {
     (dir, url, path)
 }
 
+/// The machine's MariaDB/MySQL (override with LPC_TEST_MYSQL, a URL without database name).
+pub fn mysql_base() -> String {
+    std::env::var("LPC_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// Creates an empty MySQL/MariaDB database (utf8mb4) and returns its URL and name.
+pub async fn fresh_mysql(prefix: &str) -> (String, String) {
+    let name = unique(prefix);
+    let admin = format!("{}/mysql", mysql_base());
+    let pool = sqlx::MySqlPool::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("MariaDB/MySQL must run at {admin} for this test: {e}"));
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    (format!("{}/{name}", mysql_base()), name)
+}
+
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Sqlite,
     Postgres,
+    MySql,
 }
 
 /// A fresh database of that engine; the guard keeps SQLite's temp dir.
@@ -84,8 +111,12 @@ impl TestDb {
                     _dir: Some(dir),
                 }
             }
-            Engine::Postgres => {
-                let (url, name) = fresh_pg(prefix).await;
+            Engine::Postgres | Engine::MySql => {
+                let (url, name) = if engine == Engine::Postgres {
+                    fresh_pg(prefix).await
+                } else {
+                    fresh_mysql(prefix).await
+                };
                 TestDb {
                     engine,
                     url,
@@ -102,16 +133,15 @@ impl TestDb {
 
     /// Environment for tests/panel/check_panel.py.
     pub fn panel_env(&self) -> Vec<(&'static str, String)> {
-        match self.engine {
-            Engine::Sqlite => vec![
-                ("PANEL_ENGINE", "sqlite".into()),
-                ("PANEL_DB", self.name.clone()),
-            ],
-            Engine::Postgres => vec![
-                ("PANEL_ENGINE", "postgres".into()),
-                ("PANEL_DB", self.name.clone()),
-            ],
-        }
+        let engine = match self.engine {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+            Engine::MySql => "mysql",
+        };
+        vec![
+            ("PANEL_ENGINE", engine.into()),
+            ("PANEL_DB", self.name.clone()),
+        ]
     }
 }
 
@@ -159,6 +189,7 @@ pub type Card = (i64, i64, i64, Option<DateTime<Utc>>);
 pub enum Store {
     Sqlite(sqlx::SqlitePool),
     Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
 }
 
 fn sqlite_ts(s: &str) -> DateTime<Utc> {
@@ -171,24 +202,19 @@ impl Store {
     pub async fn connect(url: &str) -> Store {
         if url.starts_with("sqlite:") {
             Store::Sqlite(sqlx::SqlitePool::connect(url).await.unwrap())
+        } else if url.starts_with("mysql:") {
+            Store::MySql(sqlx::MySqlPool::connect(url).await.unwrap())
         } else {
             Store::Postgres(sqlx::PgPool::connect(url).await.unwrap())
         }
     }
 
     pub async fn count(&self, table: &str) -> i64 {
-        let q = format!("SELECT COUNT(*) FROM {table}");
+        let q = AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
         match self {
-            Store::Sqlite(p) => {
-                sqlx::query_scalar(AssertSqlSafe(q.clone()))
-                    .fetch_one(p)
-                    .await
-            }
-            Store::Postgres(p) => {
-                sqlx::query_scalar(AssertSqlSafe(q.clone()))
-                    .fetch_one(p)
-                    .await
-            }
+            Store::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await,
+            Store::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await,
+            Store::MySql(p) => sqlx::query_scalar(q).fetch_one(p).await,
         }
         .unwrap_or(0)
     }
@@ -246,6 +272,26 @@ impl Store {
                 message_size: r.get(9),
             })
             .collect(),
+            Store::MySql(p) => sqlx::query(
+                "SELECT CAST(id AS CHAR), `timestamp`, level, logger_name, message, module, pathname, CAST(line_number AS SIGNED), message_chunked, CAST(message_size AS SIGNED) FROM log_panel_log ORDER BY `timestamp`",
+            )
+            .fetch_all(p)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| StoredRow {
+                id: r.get(0),
+                timestamp: r.get::<NaiveDateTime, _>(1).and_utc(),
+                level: r.get(2),
+                logger_name: r.get(3),
+                message: r.get(4),
+                module: r.get(5),
+                pathname: r.get(6),
+                line_number: r.get(7),
+                message_chunked: r.get(8),
+                message_size: r.get(9),
+            })
+            .collect(),
         }
     }
 
@@ -264,6 +310,13 @@ impl Store {
             .unwrap(),
             Store::Postgres(p) => sqlx::query_scalar(
                 r#"SELECT text FROM log_panel_log_message_chunk WHERE log_id = $1::uuid ORDER BY "index""#,
+            )
+            .bind(&row.id)
+            .fetch_all(p)
+            .await
+            .unwrap(),
+            Store::MySql(p) => sqlx::query_scalar(
+                "SELECT text FROM log_panel_log_message_chunk WHERE log_id = ? ORDER BY `index`",
             )
             .bind(&row.id)
             .fetch_all(p)
@@ -297,6 +350,18 @@ impl Store {
                 .iter()
                 .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4))))
                 .collect(),
+            Store::MySql(p) => sqlx::query(
+                "SELECT l.name, CAST(c.total AS SIGNED), CAST(c.total_errors AS SIGNED), CAST(c.total_warnings AS SIGNED), c.last_seen FROM log_panel_log_card c JOIN log_panel_logger l ON l.id = c.logger_id",
+            )
+            .fetch_all(p)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let seen: Option<NaiveDateTime> = r.get(4);
+                (r.get(0), (r.get(1), r.get(2), r.get(3), seen.map(|s| s.and_utc())))
+            })
+            .collect(),
         }
     }
 
@@ -323,6 +388,18 @@ impl Store {
             .unwrap()
             .iter()
             .map(|r| ((r.get(0), r.get(1), r.get(2)), (r.get(3), r.get(4), r.get(5))))
+            .collect(),
+            Store::MySql(p) => sqlx::query(
+                "SELECT l.name, b.unit, b.bucket, CAST(b.log_count AS SIGNED), CAST(b.error_count AS SIGNED), CAST(b.warning_count AS SIGNED) FROM log_panel_log_timeline_bucket b JOIN log_panel_logger l ON l.id = b.logger_id",
+            )
+            .fetch_all(p)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let b: NaiveDateTime = r.get(2);
+                ((r.get(0), r.get(1), b.and_utc()), (r.get(3), r.get(4), r.get(5)))
+            })
             .collect(),
         }
     }
