@@ -4,6 +4,7 @@
 #   - a Python >= 3.12 venv (.venv-panel) with django-log-panel, to read our databases with the real admin,
 #     and the OpenTelemetry SDK with its OTLP exporters, as real OTLP senders
 #   - PostgreSQL on 127.0.0.1:5432 and MariaDB on 127.0.0.1:3306 (started if installed but stopped)
+#   - a MongoDB-wire-compatible stand-in (nx-27017 from PyPI) on 127.0.0.1:27917, started here
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,5 +53,15 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import log_panel, ope
     || die "pip install of tests/panel/requirements.txt and tests/otlp/requirements.txt failed"
 fi
 export LPC_PANEL_PYTHON="$PWD/$VENV/bin/python"
+
+# MongoDB: no genuine mongod can be installed here; the wire-compatible stand-in (nx-27017, PyPI) runs on
+# a port of its own for the tests, and is stopped when they end.
+export MONGO_TEST_ROOT=${MONGO_TEST_ROOT:-${TMPDIR:-/tmp}/lpc-mongo-test}
+export MONGO_TEST_PORT=${MONGO_TEST_PORT:-27917}
+scripts/mongo-test-server.sh start || die "the MongoDB stand-in did not start (scripts/mongo-test-server.sh)"
+trap 'scripts/mongo-test-server.sh stop' EXIT
+export LPC_TEST_MONGO="mongodb://127.0.0.1:$MONGO_TEST_PORT"
+export LPC_MONGO_PYTHON="$MONGO_TEST_ROOT/venv/bin/python"
+export LPC_MONGO_STANDIN=1
 
 cargo test --all-targets "$@"

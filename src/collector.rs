@@ -68,7 +68,7 @@ pub struct Collector {
 impl Collector {
     /// Opens the configured storage and starts everything.
     pub async fn start(cfg: &Config) -> Result<Collector, StartError> {
-        let backend = AnyBackend::open(&cfg.storage.url, cfg.batch.writers)?;
+        let backend = AnyBackend::from_config(&cfg.storage, cfg.batch.writers)?;
         Collector::start_with(cfg, Arc::new(backend)).await
     }
 

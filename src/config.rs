@@ -47,6 +47,8 @@ pub struct StorageConfig {
     pub chunk_size: usize,
     /// Append the context line (facility, pid, peer, ...) to each message.
     pub context: bool,
+    /// MongoDB only: `database`, `user`, `password`, `port`, `options`, over the URI's own values.
+    pub mongo: crate::storage::MongoSettings,
 }
 
 /// Syslog listeners and parsing.
@@ -144,6 +146,7 @@ impl Default for Config {
                 preview_length: 16384,
                 chunk_size: 262144,
                 context: true,
+                mongo: Default::default(),
             },
             syslog: SyslogConfig {
                 udp: vec![local(5514)],
@@ -252,7 +255,38 @@ impl Config {
             preview_length: s.get(&mut r, "preview_length", d.storage.preview_length, positive),
             chunk_size: s.get(&mut r, "chunk_size", d.storage.chunk_size, positive),
             context: s.get(&mut r, "context", d.storage.context, boolean),
+            mongo: crate::storage::MongoSettings {
+                database: s.get(&mut r, "database", None, |v| string(v).map(|x| Some(x.to_string()))),
+                user: s.get(&mut r, "user", None, |v| string(v).map(|x| Some(x.to_string()))),
+                password: s.get(&mut r, "password", None, |v| string(v).map(|x| Some(x.to_string()))),
+                port: s.get(&mut r, "port", None, |v| {
+                    let n = positive(v)?;
+                    u16::try_from(n).map(Some).map_err(|_| "must be a port number (1-65535)".to_string())
+                }),
+                options: s.get(&mut r, "options", Default::default(), |v| {
+                    let t = v.as_table().ok_or_else(|| format!("expected a table, found {}", type_name(v)))?;
+                    t.iter()
+                        .map(|(k, x)| {
+                            let text = match x {
+                                Value::String(s) => s.clone(),
+                                Value::Integer(i) => i.to_string(),
+                                Value::Boolean(b) => b.to_string(),
+                                Value::Float(f) => f.to_string(),
+                                other => return Err(format!("option {k}: expected a string, number or boolean, found {}", other.type_str())),
+                            };
+                            Ok((k.clone(), text))
+                        })
+                        .collect()
+                }),
+            },
         };
+        let mongo_keys_used = storage.mongo != Default::default();
+        if mongo_keys_used && !storage.url.starts_with("mongodb") {
+            r.error(
+                "storage",
+                "database, user, password, port and options apply to mongodb:// URLs only",
+            );
+        }
         s.finish(&mut r);
 
         let mut s = r.section(&root, "syslog");
@@ -528,14 +562,13 @@ fn parse_url(v: &Value) -> Result<String, String> {
     let s = string(v)?;
     let scheme = s.split("://").next().unwrap_or("");
     match scheme {
-        "sqlite" | "postgres" | "postgresql" | "mysql" | "mariadb" if s.contains("://") => {
+        "sqlite" | "postgres" | "postgresql" | "mysql" | "mariadb" | "mongodb" | "mongodb+srv"
+            if s.contains("://") =>
+        {
             Ok(s.to_string())
         }
-        "mongodb" | "mongodb+srv" => Err(format!(
-            "{scheme} storage is not supported by this version (use sqlite://, postgres:// or mysql://)"
-        )),
         _ => Err(format!(
-            "{s:?} is not a storage URL (expected sqlite://PATH, postgres://USER:PASS@HOST:PORT/DB or mysql://USER:PASS@HOST:PORT/DB)"
+            "{s:?} is not a storage URL (expected sqlite://PATH, postgres://USER:PASS@HOST:PORT/DB, mysql://USER:PASS@HOST:PORT/DB or mongodb://HOST/DB)"
         )),
     }
 }

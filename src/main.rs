@@ -144,7 +144,7 @@ fn main() -> ExitCode {
 }
 
 async fn migrate(cfg: &Config) -> Result<()> {
-    let backend = AnyBackend::open(&cfg.storage.url, 1)?;
+    let backend = AnyBackend::from_config(&cfg.storage, 1)?;
     let report = backend
         .migrate()
         .await
@@ -168,7 +168,7 @@ async fn retention(cfg: &Config, dry_run: bool, days: Option<u32>) -> Result<()>
         println!("retention is off (days = 0): nothing to delete");
         return Ok(());
     }
-    let backend = AnyBackend::open(&cfg.storage.url, 1)?;
+    let backend = AnyBackend::from_config(&cfg.storage, 1)?;
     let cut = cutoff(chrono::Utc::now(), days);
     if dry_run {
         let n = backend

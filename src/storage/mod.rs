@@ -2,6 +2,7 @@
 //! rows, chunks and counter upserts). Chunking, aggregation, retries and batching live elsewhere
 //! (`pipeline`), written once for all of them.
 
+pub mod mongo;
 pub mod mysql;
 pub mod postgres;
 pub mod schema;
@@ -13,6 +14,7 @@ use chrono_tz::Tz;
 use std::future::Future;
 use uuid::Uuid;
 
+pub use mongo::{MongoBackend, MongoSettings};
 pub use mysql::MySqlBackend;
 pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
@@ -22,6 +24,15 @@ pub use sqlite::SqliteBackend;
 pub enum StorageError {
     #[error("invalid storage URL {url:?}: {reason}")]
     Url { url: String, reason: String },
+    /// A test asked for this failure (see `MongoBackend::fail_after_writes`).
+    #[error("injected failure (test)")]
+    Injected,
+    #[error("{context}: {source}")]
+    Mongo {
+        context: &'static str,
+        #[source]
+        source: Box<mongodb::error::Error>,
+    },
     #[error("{context}: {source}")]
     Sql {
         context: &'static str,
@@ -93,11 +104,28 @@ pub enum AnyBackend {
     Sqlite(SqliteBackend),
     Postgres(PostgresBackend),
     MySql(MySqlBackend),
+    Mongo(MongoBackend),
 }
 
 impl AnyBackend {
     /// Opens (lazily: no connection is made until first use) the backend for `url`.
     pub fn open(url: &str, writers: usize) -> Result<AnyBackend, StorageError> {
+        Self::open_with(url, writers, &MongoSettings::default())
+    }
+
+    /// Opens the backend for the storage config (MongoDB also takes its connection settings).
+    pub fn from_config(
+        cfg: &crate::config::StorageConfig,
+        writers: usize,
+    ) -> Result<AnyBackend, StorageError> {
+        Self::open_with(&cfg.url, writers, &cfg.mongo)
+    }
+
+    fn open_with(
+        url: &str,
+        writers: usize,
+        mongo: &MongoSettings,
+    ) -> Result<AnyBackend, StorageError> {
         let scheme = url.split("://").next().unwrap_or("");
         match scheme {
             "sqlite" => Ok(AnyBackend::Sqlite(SqliteBackend::open(url)?)),
@@ -105,9 +133,11 @@ impl AnyBackend {
                 Ok(AnyBackend::Postgres(PostgresBackend::open(url, writers)?))
             }
             "mysql" | "mariadb" => Ok(AnyBackend::MySql(MySqlBackend::open(url, writers)?)),
+            "mongodb" | "mongodb+srv" => Ok(AnyBackend::Mongo(MongoBackend::open(url, mongo)?)),
             _ => Err(StorageError::Url {
                 url: url.to_string(),
-                reason: "unsupported scheme (use sqlite://, postgres:// or mysql://)".into(),
+                reason: "unsupported scheme (use sqlite://, postgres://, mysql:// or mongodb://)"
+                    .into(),
             }),
         }
     }
@@ -120,6 +150,7 @@ macro_rules! each {
             AnyBackend::Sqlite($b) => $call,
             AnyBackend::Postgres($b) => $call,
             AnyBackend::MySql($b) => $call,
+            AnyBackend::Mongo($b) => $call,
         }
     };
 }

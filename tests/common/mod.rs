@@ -447,6 +447,21 @@ pub fn run_ok(cmd: &mut Command) -> String {
     text
 }
 
+/// Runs a command, panics with its output when it fails, and returns its standard output only.
+pub fn run_stdout(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// util-linux `logger` sending to `addr`.
 pub fn logger(addr: SocketAddr, args: &[&str]) {
     let mut cmd = Command::new("logger");
