@@ -16,6 +16,7 @@
 #   FORMATS        collector formats, default "rfc3164 rfc5424"
 #   MAX_RECORDS, MAX_DELAY_MS, WRITERS, QUEUE_BYTES
 #                  written into the collector's [batch] section when set (else the defaults apply)
+#   CONTEXT=false  [storage] context = false (no context line appended to each message)
 #   NO_BUILD=1     use target/release/log-panel-collector as it is, even when src/ is newer
 #   MONITOR=1      sample top and pg_stat_activity every second during each collector run, into
 #                  $MONITOR_DIR (default target/bench-e2e/), for finding where the time goes
@@ -60,6 +61,10 @@ field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<"$2" | tail -1;
 has_part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 echo "== bench-e2e: N=$N SIZE=$SIZE  machine: $(nproc) cores, $(psql_db postgres -c 'show server_version' | cut -d' ' -f1) PostgreSQL, load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if pgrep -x cargo >/dev/null || pgrep -x rustc >/dev/null; then
+  echo "warning: cargo/rustc is running on this machine: the figures below will be noisy" >&2
+fi
 
 # loggen is fetched on first use inside ingest-rate.sh's timed section: fetch it now, untimed.
 sng_root >/dev/null || die "could not install loggen (syslog-ng) into the cache"
@@ -107,6 +112,7 @@ if has_part collector; then
   {
     echo "[storage]"
     echo "url = \"$PGURL_BASE/$DB\""
+    [ -n "${CONTEXT:-}" ] && echo "context = $CONTEXT"
     echo "[syslog]"
     echo "tcp = [\"127.0.0.1:0\"]"
     echo "udp = []"
@@ -117,9 +123,16 @@ if has_part collector; then
     [ -n "${QUEUE_BYTES:-}" ] && echo "queue_bytes = $QUEUE_BYTES"
     true
   } >"$CONF"
+  # Only the syslog TCP listener: OTLP listeners off (their default ports may be taken), retention off.
+  # A binary older than [otlp] or [retention] rejects that section: then it is left out.
+  for section in '[otlp]\ngrpc = ""\nhttp = ""' '[retention]\ndays = 0'; do
+    cp "$CONF" "$CONF.prev"
+    printf "$section\n" >>"$CONF"
+    "$BIN" --config "$CONF" validate >/dev/null 2>&1 || mv "$CONF.prev" "$CONF"
+  done
   "$BIN" --config "$CONF" validate >/dev/null || die "the generated config is invalid: $(cat "$CONF")"
-  batch_keys=$(grep -E '^(max_records|max_delay_ms|writers|queue_bytes)' "$CONF" | paste -sd' ' - || true)
-  echo "== collector [batch]: ${batch_keys:-defaults (max_records=5000 max_delay_ms=200 writers=2)}"
+  batch_keys=$(grep -E '^(max_records|max_delay_ms|writers|queue_bytes|context)' "$CONF" | paste -sd' ' - || true)
+  echo "== collector settings: ${batch_keys:-defaults (max_records=5000 max_delay_ms=200 writers=2)}"
 
   for fmt in $FORMATS; do
     # A fresh database per format, so each figure is "N rows into an empty schema", like COPY's.

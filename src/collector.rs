@@ -1,22 +1,29 @@
-//! The assembled daemon: listeners, queue and delivery, started from a [`Config`] and stopped
-//! gracefully (stop accepting, flush what is queued). Tests and the binary drive it the same way.
+//! The assembled daemon: listeners, queue, delivery, retention and the metrics endpoints, started
+//! from a [`Config`], reconfigured in place by [`Collector::reload`], and stopped gracefully (stop
+//! accepting, flush what is queued). Tests and the binary drive it the same way.
 
-use crate::config::Config;
+use crate::config::{BatchConfig, Config};
 use crate::filter::Filter;
+use crate::live::Live;
 use crate::pipeline::batch::Layout;
 use crate::pipeline::intake::Intake;
 use crate::pipeline::{delivery, queue};
+use crate::retention::RetentionConfig;
+use crate::service::activation::{Activated, Opened, Role};
+use crate::service::metrics::{self, Health, UpGuard};
 use crate::source::otlp::{self, OtlpSettings};
 use crate::source::syslog::map::SyslogMapping;
 use crate::source::syslog::{SyslogSettings, tcp, udp};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::storage::{AnyBackend, Backend, StorageError};
+use chrono_tz::Tz;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
-/// Why the collector could not start.
+/// Why the collector could not start (or a reload could not be applied).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {proto} {addr}: {source}")]
@@ -39,145 +46,268 @@ pub struct ShutdownTimeout {
     pub pending: u64,
 }
 
-async fn bind_tcp(
-    proto: &'static str,
-    addr: SocketAddr,
-) -> Result<tokio::net::TcpListener, StartError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            proto,
-            addr,
-            source,
-        })
+/// Handles every listener task needs.
+#[derive(Clone)]
+struct Ctx {
+    intake: Intake,
+    syslog: Arc<Live<SyslogSettings>>,
+    otlp: Arc<Live<OtlpSettings>>,
+    health: Arc<Health>,
 }
+
+struct Running {
+    bound: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+type RetentionSpawner = Box<dyn Fn(RetentionConfig, Tz) -> JoinHandle<()> + Send + Sync>;
 
 /// A running collector.
 pub struct Collector {
-    udp: Vec<SocketAddr>,
-    tcp: Vec<SocketAddr>,
-    grpc: Option<SocketAddr>,
-    http: Option<SocketAddr>,
-    storage: String,
-    listeners: JoinSet<()>,
+    cfg: Config,
+    ctx: Option<Ctx>,
+    listeners: BTreeMap<(Role, SocketAddr), Running>,
+    batch: Arc<Live<BatchConfig>>,
+    filter: Arc<Live<Filter>>,
+    retention: JoinHandle<()>,
+    spawn_retention: RetentionSpawner,
     delivery: JoinHandle<()>,
-    intake: Option<Intake>,
+    storage: String,
     stats: Arc<Stats>,
+    health: Arc<Health>,
+}
+
+fn syslog_settings(cfg: &Config) -> SyslogSettings {
+    SyslogSettings {
+        mapping: SyslogMapping {
+            logger_name: cfg.syslog.logger_name.clone(),
+            context: cfg.storage.context,
+        },
+        source_tz: cfg.syslog.source_time_zone,
+        max_frame: cfg.syslog.max_frame,
+        udp_recv_buffer: cfg.syslog.udp_recv_buffer,
+    }
+}
+
+fn otlp_settings(cfg: &Config) -> OtlpSettings {
+    OtlpSettings {
+        max_message_bytes: cfg.otlp.max_message_bytes,
+        context: cfg.storage.context,
+        queue_wait: cfg.otlp.queue_wait,
+    }
+}
+
+/// Every listener the config asks for.
+fn wanted(cfg: &Config) -> Vec<(Role, SocketAddr)> {
+    let mut v: Vec<(Role, SocketAddr)> = cfg
+        .syslog
+        .udp
+        .iter()
+        .map(|a| (Role::SyslogUdp, *a))
+        .collect();
+    v.extend(cfg.syslog.tcp.iter().map(|a| (Role::SyslogTcp, *a)));
+    v.extend(cfg.otlp.grpc.map(|a| (Role::OtlpGrpc, a)));
+    v.extend(cfg.otlp.http.map(|a| (Role::OtlpHttp, a)));
+    v.extend(cfg.service.metrics.map(|a| (Role::Metrics, a)));
+    v
+}
+
+/// Binds (or takes from systemd) the socket for one listener.
+fn open(
+    role: Role,
+    addr: SocketAddr,
+    recv_buffer: usize,
+    activated: &mut Activated,
+) -> Result<Opened, StartError> {
+    if let Some(s) = activated.take(role, addr) {
+        return Ok(s);
+    }
+    let bind_err = |source| StartError::Bind {
+        proto: role.fd_name(),
+        addr,
+        source,
+    };
+    if role.is_udp() {
+        udp::bind(addr, recv_buffer)
+            .map(Opened::Udp)
+            .map_err(bind_err)
+    } else {
+        let s = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+        s.set_nonblocking(true).map_err(bind_err)?;
+        Ok(Opened::Tcp(s))
+    }
+}
+
+/// Starts the listener task for an opened socket.
+fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Running> {
+    let bound = opened.local_addr()?;
+    let guard = UpGuard::new(ctx.health.clone());
+    let ctx = ctx.clone();
+    let task = match opened {
+        Opened::Udp(s) => {
+            let socket = tokio::net::UdpSocket::from_std(s)?;
+            if let Ok(mut ports) = ctx.health.udp_ports.lock() {
+                ports.push(bound.port());
+            }
+            let intake = ctx.intake.for_source("syslog", "udp");
+            tokio::spawn(async move {
+                let _guard = guard;
+                udp::serve(socket, intake, ctx.syslog).await
+            })
+        }
+        Opened::Tcp(s) => {
+            let listener = tokio::net::TcpListener::from_std(s)?;
+            tokio::spawn(async move {
+                let _guard = guard;
+                match role {
+                    Role::SyslogTcp => {
+                        tcp::serve(listener, ctx.intake.for_source("syslog", "tcp"), ctx.syslog)
+                            .await
+                    }
+                    Role::OtlpGrpc => {
+                        let svc = otlp::grpc::LogsService::new(
+                            ctx.intake.for_source("otlp", "grpc"),
+                            ctx.otlp,
+                        );
+                        otlp::grpc::serve(listener, svc).await
+                    }
+                    Role::OtlpHttp => {
+                        otlp::http::serve(listener, ctx.intake.for_source("otlp", "http"), ctx.otlp)
+                            .await
+                    }
+                    Role::Metrics => metrics::serve(listener, ctx.health).await,
+                    Role::SyslogUdp => unreachable!("a UDP role on a TCP socket"),
+                }
+            })
+        }
+    };
+    Ok(Running { bound, task })
 }
 
 impl Collector {
     /// Opens the configured storage and starts everything.
     pub async fn start(cfg: &Config) -> Result<Collector, StartError> {
+        Collector::start_activated(cfg, Activated::default()).await
+    }
+
+    /// Like [`Collector::start`], serving the sockets systemd handed over where they fit.
+    pub async fn start_activated(
+        cfg: &Config,
+        activated: Activated,
+    ) -> Result<Collector, StartError> {
         let backend = AnyBackend::from_config(&cfg.storage, cfg.batch.writers)?;
-        Collector::start_with(cfg, Arc::new(backend)).await
+        Collector::start_with(cfg, Arc::new(backend), activated).await
     }
 
     /// Starts with any [`Backend`], such as one of your own.
     pub async fn start_with<B: Backend>(
         cfg: &Config,
         backend: Arc<B>,
+        mut activated: Activated,
     ) -> Result<Collector, StartError> {
         let stats = Arc::new(Stats::default());
         let (tx, rx) = queue::bounded(cfg.batch.queue_bytes);
-        let intake = Intake::new(tx, Filter::new(&cfg.filter), stats.clone());
-        let settings = Arc::new(SyslogSettings {
-            mapping: SyslogMapping {
-                logger_name: cfg.syslog.logger_name.clone(),
-                context: cfg.storage.context,
-            },
-            source_tz: cfg.syslog.source_time_zone,
-            max_frame: cfg.syslog.max_frame,
-            udp_recv_buffer: cfg.syslog.udp_recv_buffer,
-        });
-        let mut listeners = JoinSet::new();
-        let mut udp_addrs = Vec::new();
-        for &addr in &cfg.syslog.udp {
-            let socket =
-                udp::bind(addr, settings.udp_recv_buffer).map_err(|source| StartError::Bind {
-                    proto: "syslog udp",
-                    addr,
-                    source,
-                })?;
-            udp_addrs.push(socket.local_addr().unwrap_or(addr));
-            listeners.spawn(udp::serve(socket, intake.clone(), settings.clone()));
-        }
-        let mut tcp_addrs = Vec::new();
-        for &addr in &cfg.syslog.tcp {
-            let listener = bind_tcp("syslog tcp", addr).await?;
-            tcp_addrs.push(listener.local_addr().unwrap_or(addr));
-            listeners.spawn(tcp::serve(listener, intake.clone(), settings.clone()));
-        }
-        let otlp_settings = Arc::new(OtlpSettings {
-            max_message_bytes: cfg.otlp.max_message_bytes,
-            context: cfg.storage.context,
-            queue_wait: cfg.otlp.queue_wait,
-        });
-        let mut grpc = None;
-        if let Some(addr) = cfg.otlp.grpc {
-            let listener = bind_tcp("otlp grpc", addr).await?;
-            grpc = Some(listener.local_addr().unwrap_or(addr));
-            let svc = otlp::grpc::LogsService::new(intake.clone(), otlp_settings.clone());
-            listeners.spawn(otlp::grpc::serve(listener, svc));
-        }
-        let mut http = None;
-        if let Some(addr) = cfg.otlp.http {
-            let listener = bind_tcp("otlp http", addr).await?;
-            http = Some(listener.local_addr().unwrap_or(addr));
-            listeners.spawn(otlp::http::serve(
-                listener,
-                intake.clone(),
-                otlp_settings.clone(),
+        let storage = backend.describe();
+        let kind = storage.split(' ').next().unwrap_or("storage").to_string();
+        let health = Arc::new(Health::new(stats.clone(), tx.depth_gauge(), &kind));
+        let filter = Live::new(Filter::new(&cfg.filter));
+        let ctx = Ctx {
+            intake: Intake::new(tx, filter.clone(), stats.clone()),
+            syslog: Live::new(syslog_settings(cfg)),
+            otlp: Live::new(otlp_settings(cfg)),
+            health: health.clone(),
+        };
+        // Open every socket before starting anything, so a bind error leaves nothing half started.
+        let mut opened = Vec::new();
+        for (role, addr) in wanted(cfg) {
+            opened.push((
+                role,
+                addr,
+                open(role, addr, cfg.syslog.udp_recv_buffer, &mut activated)?,
             ));
         }
+        opened.extend(activated.leftovers());
+        let mut listeners = BTreeMap::new();
+        for (role, addr, socket) in opened {
+            let running = spawn(role, socket, &ctx).map_err(|source| StartError::Bind {
+                proto: role.fd_name(),
+                addr,
+                source,
+            })?;
+            listeners.insert((role, addr), running);
+        }
+        health
+            .expected
+            .store(listeners.len(), std::sync::atomic::Ordering::Relaxed);
+        let retention_backend = backend.clone();
+        let spawn_retention: RetentionSpawner = Box::new(move |rc, tz| {
+            tokio::spawn(crate::retention::schedule(
+                retention_backend.clone(),
+                rc,
+                tz,
+            ))
+        });
+        let retention = spawn_retention(cfg.retention.clone(), cfg.storage.time_zone);
         let layout = Layout {
             preview: cfg.storage.preview_length,
             chunk: cfg.storage.chunk_size,
             time_zone: cfg.storage.time_zone,
         };
-        let storage = backend.describe();
-        listeners.spawn(crate::retention::schedule(
-            backend.clone(),
-            cfg.retention.clone(),
-            cfg.storage.time_zone,
-        ));
+        let batch = Live::new(cfg.batch.clone());
         let delivery = tokio::spawn(delivery::run(
             backend,
             rx,
             layout,
-            cfg.batch.clone(),
+            batch.clone(),
+            cfg.batch.writers,
             stats.clone(),
         ));
         Ok(Collector {
-            udp: udp_addrs,
-            tcp: tcp_addrs,
-            grpc,
-            http,
-            storage,
+            cfg: cfg.clone(),
+            ctx: Some(ctx),
             listeners,
+            batch,
+            filter,
+            retention,
+            spawn_retention,
             delivery,
-            intake: Some(intake),
+            storage,
             stats,
+            health,
         })
     }
 
+    fn bound(&self, role: Role) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter(|((r, _), _)| *r == role)
+            .map(|(_, run)| run.bound)
+            .collect()
+    }
+
     /// Bound UDP addresses (port 0 in the config becomes the real port here).
-    pub fn udp_addrs(&self) -> &[SocketAddr] {
-        &self.udp
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.bound(Role::SyslogUdp)
     }
 
     /// Bound TCP addresses.
-    pub fn tcp_addrs(&self) -> &[SocketAddr] {
-        &self.tcp
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.bound(Role::SyslogTcp)
     }
 
     /// Bound OTLP/gRPC address, when on.
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
-        self.grpc
+        self.bound(Role::OtlpGrpc).first().copied()
     }
 
     /// Bound OTLP/HTTP address, when on.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http
+        self.bound(Role::OtlpHttp).first().copied()
+    }
+
+    /// Bound metrics/health address, when on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.bound(Role::Metrics).first().copied()
     }
 
     /// Where records go, for humans.
@@ -190,12 +320,111 @@ impl Collector {
         self.stats.clone()
     }
 
+    /// Readiness and metrics.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// Applies a new configuration without a restart: listeners added, removed or moved, filters,
+    /// syslog/OTLP settings, batch size and delay, retry and retention. Queued records are kept.
+    /// New sockets are bound first: if one cannot be, nothing changes and the error is returned.
+    /// Returns what could not be applied without a restart.
+    pub async fn reload(&mut self, new: Config) -> Result<Vec<String>, StartError> {
+        let Some(ctx) = self.ctx.clone() else {
+            return Ok(vec!["shutting down: reload ignored".into()]);
+        };
+        let wanted_now: Vec<(Role, SocketAddr)> = wanted(&new);
+        let mut opened = Vec::new();
+        let mut none = Activated::default();
+        for key in &wanted_now {
+            if !self.listeners.contains_key(key) {
+                opened.push((
+                    *key,
+                    open(key.0, key.1, new.syslog.udp_recv_buffer, &mut none)?,
+                ));
+            }
+        }
+        let mut kept = Vec::new();
+        let old = &self.cfg;
+        if new.storage != old.storage {
+            kept.push(
+                "[storage] changes need a restart; still writing to the old storage".to_string(),
+            );
+        }
+        if new.batch.writers != old.batch.writers || new.batch.queue_bytes != old.batch.queue_bytes
+        {
+            kept.push("batch.writers and batch.queue_bytes changes need a restart".to_string());
+        }
+        if new.service.log_level != old.service.log_level {
+            kept.push("service.log_level changes need a restart".to_string());
+        }
+        self.filter.set(Filter::new(&new.filter));
+        ctx.syslog.set(syslog_settings(&new));
+        ctx.otlp.set(otlp_settings(&new));
+        self.batch.set(BatchConfig {
+            writers: old.batch.writers,
+            queue_bytes: old.batch.queue_bytes,
+            ..new.batch.clone()
+        });
+        let stale: Vec<(Role, SocketAddr)> = self
+            .listeners
+            .keys()
+            .filter(|k| !wanted_now.contains(k))
+            .copied()
+            .collect();
+        for key in stale {
+            if let Some(run) = self.listeners.remove(&key) {
+                run.task.abort();
+                let _ = run.task.await;
+                if key.0.is_udp()
+                    && let Ok(mut ports) = self.health.udp_ports.lock()
+                {
+                    ports.retain(|p| *p != run.bound.port());
+                }
+                tracing::info!("stopped listening on {} {}", key.0.fd_name(), run.bound);
+            }
+        }
+        for (key, socket) in opened {
+            let run = spawn(key.0, socket, &ctx).map_err(|source| StartError::Bind {
+                proto: key.0.fd_name(),
+                addr: key.1,
+                source,
+            })?;
+            tracing::info!("listening on {} {}", key.0.fd_name(), run.bound);
+            self.listeners.insert(key, run);
+        }
+        self.health
+            .expected
+            .store(self.listeners.len(), std::sync::atomic::Ordering::Relaxed);
+        if new.retention != old.retention || new.storage.time_zone != old.storage.time_zone {
+            self.retention.abort();
+            self.retention = (self.spawn_retention)(new.retention.clone(), new.storage.time_zone);
+        }
+        let storage = old.storage.clone();
+        let batch = old.batch.clone();
+        self.cfg = Config {
+            storage,
+            batch: BatchConfig {
+                max_records: new.batch.max_records,
+                max_delay: new.batch.max_delay,
+                retry_initial: new.batch.retry_initial,
+                retry_max: new.batch.retry_max,
+                ..batch
+            },
+            ..new
+        };
+        Ok(kept)
+    }
+
     /// Stops accepting, writes everything queued, and returns the final counters. Gives up after
     /// `timeout` if storage stays unreachable.
     pub async fn shutdown(mut self, timeout: Duration) -> Result<StatsSnapshot, ShutdownTimeout> {
-        self.listeners.abort_all();
-        while self.listeners.join_next().await.is_some() {}
-        self.intake.take();
+        self.retention.abort();
+        for (_, run) in std::mem::take(&mut self.listeners) {
+            run.task.abort();
+            let _ = run.task.await;
+        }
+        self.ctx.take();
         match tokio::time::timeout(timeout, &mut self.delivery).await {
             Ok(_) => Ok(self.stats.snapshot()),
             Err(_) => {

@@ -19,6 +19,18 @@ pub struct Config {
     pub filter: FilterConfig,
     pub batch: BatchConfig,
     pub retention: RetentionConfig,
+    pub service: ServiceConfig,
+}
+
+/// The daemon itself: its metrics and health endpoints and its own log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// `/metrics` (Prometheus), `/health` and `/ready`; `None` when off.
+    pub metrics: Option<SocketAddr>,
+    /// The daemon's own log level (`RUST_LOG` overrides it), e.g. "info" or "warn,log_panel_collector=debug".
+    pub log_level: String,
+    /// How long SIGTERM waits for storage to take the last records.
+    pub shutdown_timeout: Duration,
 }
 
 /// OTLP listeners.
@@ -176,6 +188,11 @@ impl Default for Config {
                 retry_max: Duration::from_secs(30),
             },
             retention: RetentionConfig::default(),
+            service: ServiceConfig {
+                metrics: Some(local(9598)),
+                log_level: "info".into(),
+                shutdown_timeout: Duration::from_secs(60),
+            },
         }
     }
 }
@@ -239,7 +256,15 @@ impl Config {
             })?;
         let mut r = Reader::default();
         let d = Config::default();
-        let known = ["storage", "syslog", "otlp", "filter", "batch", "retention"];
+        let known = [
+            "storage",
+            "syslog",
+            "otlp",
+            "filter",
+            "batch",
+            "retention",
+            "service",
+        ];
         for (k, v) in &root {
             if !known.contains(&k.as_str()) {
                 r.error(k, "unknown section");
@@ -379,6 +404,24 @@ impl Config {
         };
         s.finish(&mut r);
 
+        let mut s = r.section(&root, "service");
+        let service = ServiceConfig {
+            metrics: s.get(&mut r, "metrics", d.service.metrics, optional_address),
+            log_level: s.get(&mut r, "log_level", d.service.log_level, |v| {
+                let level = string(v)?;
+                tracing_subscriber::EnvFilter::try_new(level)
+                    .map(|_| level.to_string())
+                    .map_err(|e| format!("{level:?} is not a log filter: {e}"))
+            }),
+            shutdown_timeout: s.get(
+                &mut r,
+                "shutdown_timeout",
+                d.service.shutdown_timeout,
+                |v| parse_duration(string(v)?),
+            ),
+        };
+        s.finish(&mut r);
+
         if r.errors.is_empty() {
             Ok(Config {
                 storage,
@@ -387,6 +430,7 @@ impl Config {
                 filter,
                 batch,
                 retention,
+                service,
             })
         } else {
             Err(ConfigError::Keys {

@@ -77,13 +77,6 @@ fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cfg = match load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -91,6 +84,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The daemon's own log: stderr (journald under systemd), level from RUST_LOG or [service] log_level.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!("{},sqlx=warn", cfg.service.log_level))
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command.unwrap_or(Command::Run) {
         Command::Bench(b) => {
             let spec = log_panel_collector::loadgen::LoadSpec {
@@ -130,7 +132,7 @@ fn main() -> ExitCode {
             let result = match command {
                 Command::Migrate => rt.block_on(migrate(&cfg)),
                 Command::Retention { dry_run, days } => rt.block_on(retention(&cfg, dry_run, days)),
-                _ => rt.block_on(run(&cfg, cli.config.is_none())),
+                _ => rt.block_on(run(&cfg, cli.config.as_deref())),
             };
             match result {
                 Ok(()) => ExitCode::SUCCESS,
@@ -191,14 +193,76 @@ async fn retention(cfg: &Config, dry_run: bool, days: Option<u32>) -> Result<()>
     Ok(())
 }
 
-async fn run(cfg: &Config, embedded_default: bool) -> Result<()> {
+async fn run(cfg: &Config, path: Option<&Path>) -> Result<()> {
+    use log_panel_collector::service::{activation::Activated, notify};
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let collector = Collector::start(cfg).await?;
-    if embedded_default {
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let activated = Activated::from_env().context("reading the sockets handed over by systemd")?;
+    let handed = activated.sockets.len();
+    let mut collector = Collector::start_activated(cfg, activated).await?;
+    if path.is_none() {
         eprintln!("no --config given: running on the embedded default");
     }
+    if handed > 0 {
+        eprintln!("socket activation: {handed} socket(s) handed over by systemd");
+    }
+    print_addresses(&collector);
+    eprintln!("writing to {}", collector.storage());
+
+    // READY=1 once storage is migrated and reachable (listeners are bound already).
+    let health = collector.health();
+    let mut waited = std::time::Instant::now();
+    loop {
+        if health.ready() {
+            notify::ready(&format!("writing to {}", collector.storage()));
+            break;
+        }
+        if waited.elapsed() > Duration::from_secs(10) {
+            tracing::warn!(
+                "still waiting for storage ({}) before reporting ready",
+                collector.storage()
+            );
+            waited = std::time::Instant::now();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = term.recv() => return stop(collector, cfg).await,
+            _ = int.recv() => return stop(collector, cfg).await,
+        }
+    }
+    let _watchdog = notify::spawn_watchdog(health.clone());
+    let mut current = cfg.clone();
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break }
+            _ = int.recv() => { tracing::info!("SIGINT: stopping"); break }
+            _ = hup.recv() => {
+                notify::reloading();
+                match path.map(Config::load) {
+                    None => tracing::warn!("SIGHUP: no config file to read again (running on the embedded default)"),
+                    Some(Err(e)) => tracing::error!("SIGHUP: the new config is invalid; keeping the old one.\n{e}"),
+                    Some(Ok(new)) => match collector.reload(new.clone()).await {
+                        Ok(kept) => {
+                            for k in kept {
+                                tracing::warn!("SIGHUP: {k}");
+                            }
+                            tracing::info!("SIGHUP: configuration reloaded");
+                            print_addresses(&collector);
+                            current = new;
+                        }
+                        Err(e) => tracing::error!("SIGHUP: cannot apply the new config ({e}); keeping the old one"),
+                    },
+                }
+                notify::ready("configuration reloaded");
+            }
+        }
+    }
+    stop(collector, &current).await
+}
+
+fn print_addresses(collector: &Collector) {
     for a in collector.udp_addrs() {
         eprintln!("listening on syslog udp {a}");
     }
@@ -211,13 +275,15 @@ async fn run(cfg: &Config, embedded_default: bool) -> Result<()> {
     if let Some(a) = collector.http_addr() {
         eprintln!("listening on otlp http {a} (POST /v1/logs)");
     }
-    eprintln!("writing to {}", collector.storage());
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    if let Some(a) = collector.metrics_addr() {
+        eprintln!("listening on metrics http {a} (/metrics, /health, /ready)");
     }
+}
+
+async fn stop(collector: Collector, cfg: &Config) -> Result<()> {
+    log_panel_collector::service::notify::stopping();
     let stats = collector
-        .shutdown(Duration::from_secs(60))
+        .shutdown(cfg.service.shutdown_timeout)
         .await
         .context("flushing the queue on shutdown")?;
     tracing::info!(

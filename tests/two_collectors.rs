@@ -47,7 +47,7 @@ async fn two_processes_one_database_exact_counters() {
         &config,
         format!(
             "[storage]\nurl = \"{url}\"\n[syslog]\nudp = []\ntcp = [\"127.0.0.1:0\"]\n\
-             [otlp]\ngrpc = \"\"\nhttp = \"\"\n[batch]\nmax_records = 300\nmax_delay_ms = 3000\n"
+             [otlp]\ngrpc = \"\"\nhttp = \"\"\n[service]\nmetrics = \"\"\n[batch]\nmax_records = 300\nmax_delay_ms = 3000\n"
         ),
     )
     .unwrap();

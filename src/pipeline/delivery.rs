@@ -3,29 +3,31 @@
 //! loses none. Queue bytes are released only after commit.
 
 use super::batch::{Batch, Layout};
-use super::queue::QueueReceiver;
+use super::queue::{Next, QueueReceiver};
 use crate::config::BatchConfig;
+use crate::live::Live;
 use crate::stats::Stats;
 use crate::storage::{Backend, StorageError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
+/// How often an idle writer shows it is alive.
+pub const IDLE_BEAT: Duration = Duration::from_millis(500);
+
 /// Retries an operation until it succeeds, sleeping `initial`, `2*initial`, … up to `max`.
 pub struct Retry {
-    initial: Duration,
-    max: Duration,
+    cfg: Arc<Live<BatchConfig>>,
     failing: AtomicBool,
 }
 
 impl Retry {
     /// A policy shared by all writers, so "storage down" / "recovered" is logged once.
-    pub fn new(initial: Duration, max: Duration) -> Self {
+    pub fn new(cfg: Arc<Live<BatchConfig>>) -> Self {
         Retry {
-            initial,
-            max,
+            cfg,
             failing: AtomicBool::new(false),
         }
     }
@@ -37,10 +39,12 @@ impl Retry {
         stats: &Stats,
         mut op: impl FnMut() -> F,
     ) -> T {
-        let mut delay = self.initial;
+        let mut delay = self.cfg.get().retry_initial;
         loop {
+            stats.beat();
             match op().await {
                 Ok(v) => {
+                    stats.storage_up.store(true, Ordering::Relaxed);
                     if self.failing.swap(false, Ordering::Relaxed) {
                         tracing::info!("storage is back: {what} succeeded");
                     }
@@ -48,6 +52,7 @@ impl Retry {
                 }
                 Err(e) => {
                     Stats::inc(&stats.write_errors);
+                    stats.storage_up.store(false, Ordering::Relaxed);
                     if !self.failing.swap(true, Ordering::Relaxed) {
                         tracing::warn!(
                             "storage failed while {what}; retrying until it works, nothing is dropped: {e}"
@@ -56,7 +61,7 @@ impl Retry {
                         tracing::debug!("still failing ({what}): {e}");
                     }
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.max);
+                    delay = (delay * 2).min(self.cfg.get().retry_max);
                 }
             }
         }
@@ -68,28 +73,36 @@ async fn write_once<B: Backend>(
     backend: &B,
     batch: &Batch,
     attempts: &AtomicU32,
+    stats: &Stats,
 ) -> Result<(), StorageError> {
-    if attempts.fetch_add(1, Ordering::Relaxed) > 0
-        && let Some(first) = batch.rows.first()
-        && backend.contains_row(first.id).await?
-    {
-        tracing::info!(
-            "a batch retried after an error had been committed already; not writing it again"
-        );
-        return Ok(());
+    if attempts.fetch_add(1, Ordering::Relaxed) > 0 {
+        Stats::inc(&stats.retries);
+        if let Some(first) = batch.rows.first()
+            && backend.contains_row(first.id).await?
+        {
+            tracing::info!(
+                "a batch retried after an error had been committed already; not writing it again"
+            );
+            return Ok(());
+        }
     }
-    backend.write_batch(batch).await
+    let t0 = Instant::now();
+    let r = backend.write_batch(batch).await;
+    stats.write_seconds.observe(t0.elapsed().as_secs_f64());
+    r
 }
 
-/// Migrates, then writes batches until the queue is closed and drained.
+/// Migrates, then writes batches until the queue is closed and drained. `writers` batches are
+/// written at once; batch size and delay are read from `cfg` for every batch (reloadable).
 pub async fn run<B: Backend>(
     backend: Arc<B>,
     queue: QueueReceiver,
     layout: Layout,
-    cfg: BatchConfig,
+    cfg: Arc<Live<BatchConfig>>,
+    writers: usize,
     stats: Arc<Stats>,
 ) {
-    let retry = Arc::new(Retry::new(cfg.retry_initial, cfg.retry_max));
+    let retry = Arc::new(Retry::new(cfg.clone()));
     let report = retry
         .run("migrating the schema", &stats, || backend.migrate())
         .await;
@@ -99,35 +112,46 @@ pub async fn run<B: Backend>(
         tracing::info!(applied = ?report.applied, "created the panel schema in {}", backend.describe());
     }
     let queue = Arc::new(Mutex::new(queue));
-    let mut writers = JoinSet::new();
-    for _ in 0..cfg.writers {
-        let (backend, queue, retry, stats) =
-            (backend.clone(), queue.clone(), retry.clone(), stats.clone());
-        let cfg = cfg.clone();
-        writers.spawn(async move {
+    let mut tasks = JoinSet::new();
+    for _ in 0..writers.max(1) {
+        let (backend, queue, retry, stats, cfg) = (
+            backend.clone(),
+            queue.clone(),
+            retry.clone(),
+            stats.clone(),
+            cfg.clone(),
+        );
+        tasks.spawn(async move {
             loop {
+                stats.beat();
+                let c = cfg.get();
                 let next = queue
                     .lock()
                     .await
-                    .next_batch(cfg.max_records, cfg.max_delay)
+                    .next_batch_or_idle(c.max_records, c.max_delay, IDLE_BEAT)
                     .await;
-                let Some((records, ticket)) = next else { break };
+                let (records, ticket) = match next {
+                    Next::Batch(r, t) => (r, t),
+                    Next::Idle => continue,
+                    Next::Closed => break,
+                };
                 let n = records.len() as u64;
                 let batch = Batch::build(records, &layout);
                 let attempts = AtomicU32::new(0);
                 retry
                     .run("writing a batch", &stats, || {
-                        let (backend, batch, attempts) = (&*backend, &batch, &attempts);
-                        async move { write_once(backend, batch, attempts).await }
+                        let (backend, batch, attempts, stats) =
+                            (&*backend, &batch, &attempts, &*stats);
+                        async move { write_once(backend, batch, attempts, stats).await }
                     })
                     .await;
                 ticket.release();
-                stats.rows_written.fetch_add(n, Ordering::Relaxed);
+                stats.rows_written.inc_by(n);
                 Stats::inc(&stats.batches_written);
             }
         });
     }
-    while let Some(r) = writers.join_next().await {
+    while let Some(r) = tasks.join_next().await {
         if let Err(e) = r {
             tracing::error!("a writer task failed: {e}");
         }

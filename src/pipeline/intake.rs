@@ -2,8 +2,9 @@
 
 use super::queue::{PushAllError, PushError, QueueSender};
 use crate::filter::Filter;
+use crate::live::Live;
 use crate::record::Record;
-use crate::stats::Stats;
+use crate::stats::{Count, Stats};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +12,10 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Intake {
     queue: QueueSender,
-    filter: Arc<Filter>,
+    filter: Arc<Live<Filter>>,
     stats: Arc<Stats>,
+    /// Per source and transport, when this intake belongs to one listener.
+    received: Option<Count>,
 }
 
 /// The pipeline is shutting down; the record was not queued.
@@ -31,11 +34,20 @@ pub enum SubmitAllError {
 
 impl Intake {
     /// Joins the pieces.
-    pub fn new(queue: QueueSender, filter: Filter, stats: Arc<Stats>) -> Self {
+    pub fn new(queue: QueueSender, filter: Arc<Live<Filter>>, stats: Arc<Stats>) -> Self {
         Intake {
             queue,
-            filter: Arc::new(filter),
+            filter,
             stats,
+            received: None,
+        }
+    }
+
+    /// The same intake, counting what it receives under this source and transport.
+    pub fn for_source(&self, source: &'static str, transport: &'static str) -> Self {
+        Intake {
+            received: Some(self.stats.received_counter(source, transport)),
+            ..self.clone()
         }
     }
 
@@ -51,8 +63,11 @@ impl Intake {
 
     fn prepare(&self, mut record: Record) -> Option<Record> {
         Stats::inc(&self.stats.received);
+        if let Some(c) = &self.received {
+            c.inc();
+        }
         record.sanitize();
-        if self.filter.accepts(&record) {
+        if self.filter.get().accepts(&record) {
             Some(record)
         } else {
             Stats::inc(&self.stats.filtered);
@@ -99,12 +114,7 @@ impl Intake {
         match self.queue.try_push(record) {
             Ok(()) => Ok(()),
             Err(PushError::Full(_)) => {
-                if self
-                    .stats
-                    .udp_dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    .is_multiple_of(10000)
-                {
+                if self.stats.udp_dropped.inc().is_multiple_of(10000) {
                     tracing::warn!(
                         dropped_total = self.stats.snapshot().udp_dropped,
                         "queue full: dropping UDP messages (the database is not keeping up or is down)"

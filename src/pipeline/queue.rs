@@ -54,6 +54,13 @@ pub struct QueueReceiver {
     shared: Arc<Shared>,
 }
 
+/// What [`QueueReceiver::next_batch_or_idle`] found.
+pub enum Next {
+    Batch(Vec<Record>, Ticket),
+    Idle,
+    Closed,
+}
+
 /// Bytes a batch holds in the queue; give them back with [`Ticket::release`] once it is committed.
 #[must_use = "release the ticket after the batch is written"]
 pub struct Ticket {
@@ -153,9 +160,25 @@ impl QueueSender {
 
     /// Records and bytes queued or in flight.
     pub fn depth(&self) -> (usize, usize) {
+        self.depth_gauge().depth()
+    }
+
+    /// A handle that reads the depth without keeping the queue open.
+    pub fn depth_gauge(&self) -> QueueDepth {
+        QueueDepth(self.shared.clone())
+    }
+}
+
+/// Reads how much the queue holds (for metrics), without being a sender.
+#[derive(Clone)]
+pub struct QueueDepth(Arc<Shared>);
+
+impl QueueDepth {
+    /// Records and bytes queued or in flight.
+    pub fn depth(&self) -> (usize, usize) {
         (
-            self.shared.records.load(Ordering::Relaxed),
-            self.shared.bytes.load(Ordering::Relaxed),
+            self.0.records.load(Ordering::Relaxed),
+            self.0.bytes.load(Ordering::Relaxed),
         )
     }
 }
@@ -168,9 +191,31 @@ impl QueueReceiver {
         max: usize,
         max_delay: Duration,
     ) -> Option<(Vec<Record>, Ticket)> {
+        loop {
+            match self
+                .next_batch_or_idle(max, max_delay, Duration::from_secs(3600))
+                .await
+            {
+                Next::Batch(records, ticket) => return Some((records, ticket)),
+                Next::Idle => continue,
+                Next::Closed => return None,
+            }
+        }
+    }
+
+    /// Like [`QueueReceiver::next_batch`], but returns [`Next::Idle`] when nothing arrived within
+    /// `idle`, so the caller can show it is alive (the watchdog) and pick up new settings.
+    pub async fn next_batch_or_idle(
+        &mut self,
+        max: usize,
+        max_delay: Duration,
+        idle: Duration,
+    ) -> Next {
         let mut items: Vec<Queued> = Vec::with_capacity(max.min(8192));
-        if self.rx.recv_many(&mut items, max).await == 0 {
-            return None;
+        match tokio::time::timeout(idle, self.rx.recv_many(&mut items, max)).await {
+            Err(_) => return Next::Idle,
+            Ok(0) => return Next::Closed,
+            Ok(_) => {}
         }
         let deadline = Instant::now() + max_delay;
         while items.len() < max {
@@ -186,7 +231,7 @@ impl QueueReceiver {
             weight,
             records: items.len(),
         };
-        Some((items.into_iter().map(|q| q.record).collect(), ticket))
+        Next::Batch(items.into_iter().map(|q| q.record).collect(), ticket)
     }
 }
 

@@ -153,6 +153,7 @@ pub fn test_config(url: &str) -> Config {
     c.syslog.tcp = vec!["127.0.0.1:0".parse().unwrap()];
     c.otlp.grpc = Some("127.0.0.1:0".parse().unwrap());
     c.otlp.http = Some("127.0.0.1:0".parse().unwrap());
+    c.service.metrics = Some("127.0.0.1:0".parse().unwrap());
     c.batch.max_delay = Duration::from_millis(20);
     c.batch.retry_max = Duration::from_millis(500);
     c

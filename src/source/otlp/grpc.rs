@@ -3,6 +3,7 @@
 //! generated server would answer INTERNAL), as OTLP asks.
 
 use super::{ExportError, OtlpSettings, RETRY_AFTER_SECS, export};
+use crate::live::Live;
 use crate::pipeline::intake::Intake;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -61,12 +62,12 @@ impl Encoder for ResponseEncoder {
 #[derive(Clone)]
 pub struct LogsService {
     intake: Intake,
-    settings: Arc<OtlpSettings>,
+    settings: Arc<Live<OtlpSettings>>,
 }
 
 impl LogsService {
     /// A service feeding `intake`.
-    pub fn new(intake: Intake, settings: Arc<OtlpSettings>) -> Self {
+    pub fn new(intake: Intake, settings: Arc<Live<OtlpSettings>>) -> Self {
         LogsService { intake, settings }
     }
 }
@@ -84,7 +85,7 @@ impl UnaryService<ExportLogsServiceRequest> for ExportCall {
     fn call(&mut self, request: tonic::Request<ExportLogsServiceRequest>) -> Self::Future {
         let svc = self.0.clone();
         Box::pin(async move {
-            match export(request.get_ref(), &svc.intake, &svc.settings).await {
+            match export(request.get_ref(), &svc.intake, &svc.settings.get()).await {
                 Ok(resp) => Ok(tonic::Response::new(resp)),
                 Err(ExportError::Invalid(m)) => Err(Status::invalid_argument(m)),
                 Err(e @ ExportError::TooLarge(_)) => Err(Status::resource_exhausted(e.to_string())),
@@ -125,7 +126,7 @@ where
             }
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
-            let max = svc.settings.max_message_bytes;
+            let max = svc.settings.get().max_message_bytes;
             let mut grpc = tonic::server::Grpc::new(OtlpCodec)
                 .apply_compression_config(accept, EnabledCompressionEncodings::default())
                 .apply_max_message_size_config(Some(max), None);

@@ -4,6 +4,7 @@
 //! when the queue is full.
 
 use super::{ExportError, OtlpSettings, RETRY_AFTER_SECS, decode_json, export, gunzip};
+use crate::live::Live;
 use crate::pipeline::intake::Intake;
 use axum::body::{Body, to_bytes};
 use axum::extract::State;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 struct AppState {
     intake: Intake,
-    settings: Arc<OtlpSettings>,
+    settings: Arc<Live<OtlpSettings>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -27,14 +28,18 @@ enum Kind {
 }
 
 /// The HTTP router (exposed for tests and embedding).
-pub fn router(intake: Intake, settings: Arc<OtlpSettings>) -> axum::Router {
+pub fn router(intake: Intake, settings: Arc<Live<OtlpSettings>>) -> axum::Router {
     axum::Router::new()
         .route("/v1/logs", post(logs))
         .with_state(AppState { intake, settings })
 }
 
 /// Serves HTTP on `listener` until the task is cancelled.
-pub async fn serve(listener: tokio::net::TcpListener, intake: Intake, settings: Arc<OtlpSettings>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    intake: Intake,
+    settings: Arc<Live<OtlpSettings>>,
+) {
     if let Err(e) = axum::serve(listener, router(intake, settings)).await {
         tracing::error!("OTLP HTTP server stopped: {e}");
     }
@@ -137,7 +142,8 @@ async fn handle(
     body: Body,
 ) -> Result<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse, ExportError>
 {
-    let limit = st.settings.max_message_bytes;
+    let settings = st.settings.get();
+    let limit = settings.max_message_bytes;
     let raw = to_bytes(body, limit)
         .await
         .map_err(|_| ExportError::TooLarge(limit))?;
@@ -162,5 +168,5 @@ async fn handle(
         })?,
         Kind::Json => decode_json(&plain)?,
     };
-    export(&req, &st.intake, &st.settings).await
+    export(&req, &st.intake, &settings).await
 }

@@ -3,6 +3,7 @@
 
 use super::framing::Framer;
 use super::{SyslogSettings, decode};
+use crate::live::Live;
 use crate::pipeline::intake::Intake;
 use crate::stats::Stats;
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 /// Accepts connections until cancelled; cancelling also ends the connections it started.
-pub async fn serve(listener: TcpListener, intake: Intake, settings: Arc<SyslogSettings>) {
+pub async fn serve(listener: TcpListener, intake: Intake, settings: Arc<Live<SyslogSettings>>) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -36,9 +37,9 @@ async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     intake: Intake,
-    settings: Arc<SyslogSettings>,
+    live: Arc<Live<SyslogSettings>>,
 ) {
-    let mut framer = Framer::new(settings.max_frame);
+    let mut framer = Framer::new(live.get().max_frame);
     loop {
         let buf = framer.buffer();
         buf.reserve(64 * 1024);
@@ -49,6 +50,7 @@ async fn connection(
                 0
             }
         };
+        let settings = live.get();
         if n == 0 {
             if let Some(frame) = framer.finish() {
                 let _ = intake

@@ -2,13 +2,14 @@
 //! since a blocked UDP reader only moves the loss into the kernel.
 
 use super::{SyslogSettings, decode};
+use crate::live::Live;
 use crate::pipeline::intake::Intake;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 
-/// Binds a UDP socket with the configured receive buffer.
-pub fn bind(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket> {
+/// Binds a non-blocking UDP socket with the configured receive buffer.
+pub fn bind(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<std::net::UdpSocket> {
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -20,11 +21,11 @@ pub fn bind(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket> 
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Reads datagrams until the task is cancelled or the pipeline closes.
-pub async fn serve(socket: UdpSocket, intake: Intake, settings: Arc<SyslogSettings>) {
+pub async fn serve(socket: UdpSocket, intake: Intake, settings: Arc<Live<SyslogSettings>>) {
     let mut buf = vec![0u8; 65536];
     loop {
         let (n, peer) = match socket.recv_from(&mut buf).await {
@@ -34,6 +35,7 @@ pub async fn serve(socket: UdpSocket, intake: Intake, settings: Arc<SyslogSettin
                 continue;
             }
         };
+        let settings = settings.get();
         let mut data = &buf[..n];
         while let [rest @ .., b'\n' | b'\0' | b'\r'] = data {
             data = rest;

@@ -1,0 +1,6 @@
+//! What running as a service needs around the pipeline: systemd socket activation and notifications,
+//! and the metrics / health endpoints.
+
+pub mod activation;
+pub mod metrics;
+pub mod notify;
