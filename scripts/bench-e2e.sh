@@ -20,6 +20,7 @@
 #   NO_BUILD=1     use target/release/log-panel-collector as it is, even when src/ is newer
 #   MONITOR=1      sample top and pg_stat_activity every second during each collector run, into
 #                  $MONITOR_DIR (default target/bench-e2e/), for finding where the time goes
+#   SETTLE=0       skip the CHECKPOINT issued before each timed part
 #   LIMIT_S        give up on one part after this many seconds (default 300 + N/500)
 #   PGURL_BASE     default postgres://postgres@127.0.0.1:5432 (also read by the shared scripts)
 set -euo pipefail
@@ -71,8 +72,13 @@ sng_root >/dev/null || die "could not install loggen (syslog-ng) into the cache"
 
 declare -A RATE
 
+# Every part writes a few hundred MB of WAL, enough to request a checkpoint that then runs spread over the
+# next parts. Start each timed part from a fresh checkpoint instead (SETTLE=0 skips this).
+settle() { [ "${SETTLE:-1}" = 0 ] || psql_db postgres -c checkpoint >/dev/null; }
+
 # --- (a) the database's own limit -------------------------------------------------------------------
 if has_part copy; then
+  settle
   line=$(timeout "$LIMIT_S" "$BENCH_DIR/copy-limit.sh" "$N" "$SIZE") || die "copy-limit.sh failed or exceeded ${LIMIT_S}s"
   echo "$line"
   RATE[copy]=$(field rows_per_s "$line")
@@ -149,6 +155,7 @@ if has_part collector; then
       sleep 0.1
     done
     [ -n "$PORT" ] || { cat "$LOG" >&2; die "the collector did not report its TCP port"; }
+    settle
     if [ "${MONITOR:-0}" = 1 ]; then
       MONITOR_DIR=${MONITOR_DIR:-$REPO/target/bench-e2e}
       mkdir -p "$MONITOR_DIR"
@@ -172,6 +179,7 @@ fi
 
 # --- (c) the classic peer ---------------------------------------------------------------------------
 if has_part rsyslog; then
+  settle
   line=$(timeout "$LIMIT_S" "$BENCH_DIR/rsyslog-pg.sh" "$N" tcp rfc3164) || die "rsyslog-pg.sh failed or exceeded ${LIMIT_S}s"
   echo "$line"
   RATE[rsyslog]=$(field rows_per_s "$line")

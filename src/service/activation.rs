@@ -1,6 +1,8 @@
 //! systemd socket activation: the sockets handed over in `LISTEN_FDS` (see log-panel-collector.socket),
-//! matched to listeners by `FileDescriptorName` (`syslog-udp`, `syslog-tcp`, `otlp-grpc`, `otlp-http`,
-//! `metrics`) or by address. What is not handed over is bound as usual.
+//! matched to listeners by address, or by `FileDescriptorName` on the same port (`syslog` for both syslog
+//! sockets, told apart by type; `syslog-udp`, `syslog-tcp`, `otlp-grpc`, `otlp-http`, `metrics`). A named
+//! socket that no configured listener takes becomes an extra listener of its role. What is not handed
+//! over is bound as usual.
 
 use std::net::SocketAddr;
 use std::os::fd::FromRawFd;
@@ -25,6 +27,13 @@ impl Role {
             Role::OtlpHttp => "otlp-http",
             Role::Metrics => "metrics",
         }
+    }
+
+    /// Whether a handed socket's `FileDescriptorName` is meant for this role. `syslog` serves both
+    /// syslog roles (a .socket unit gives all its sockets one name; the socket type tells them apart).
+    pub fn takes_name(self, name: &str) -> bool {
+        name == self.fd_name()
+            || (name == "syslog" && matches!(self, Role::SyslogUdp | Role::SyslogTcp))
     }
 
     /// Datagram or stream.
@@ -112,7 +121,7 @@ impl Activated {
         let by_name = || {
             self.sockets.iter().position(|h| {
                 fits(h)
-                    && h.name.as_deref() == Some(role.fd_name())
+                    && h.name.as_deref().is_some_and(|n| role.takes_name(n))
                     && h.local.port() == addr.port()
             })
         };
@@ -126,7 +135,7 @@ impl Activated {
         let mut out = Vec::new();
         for h in self.sockets.drain(..) {
             match Role::ALL.into_iter().find(|r| {
-                h.name.as_deref() == Some(r.fd_name())
+                h.name.as_deref().is_some_and(|n| r.takes_name(n))
                     && matches!(h.socket, Opened::Udp(_)) == r.is_udp()
             }) {
                 Some(role) => out.push((role, h.local, h.socket)),

@@ -28,7 +28,11 @@ pub fn decode(
     settings: &SyslogSettings,
     stats: &Stats,
 ) -> crate::record::Record {
-    let text = String::from_utf8_lossy(bytes);
+    // Valid UTF-8 (nearly always) is borrowed as is; anything else gets U+FFFD where it is broken.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
     let now = Utc::now();
     let parsed = parse::parse(&text, now, settings.source_tz);
     if parsed.format == parse::Format::Raw {
