@@ -5,6 +5,8 @@
 #   collector  target/release/log-panel-collector, syslog over TCP,   (BENCH_DIR/ingest-rate.sh)
 #              RFC 3164 and then RFC 5424, each into a fresh panel database that the collector's own
 #              `migrate` created; afterwards the card and timeline totals are checked against the rows
+#   otlp       the collector fed by its own load generator (`log-panel-collector bench`): N records in
+#              OTLP/gRPC Export requests of OTLP_BATCH (1000) records over OTLP_CONCURRENCY (2) connections
 #   rsyslog    rsyslog + ompgsql, TCP, RFC 3164 (rows only, no cards)  (BENCH_DIR/rsyslog-pg.sh)
 # then prints the ratios collector/COPY and collector/rsyslog. See docs/benchmarks.md.
 #
@@ -17,7 +19,8 @@
 #   MAX_RECORDS, MAX_DELAY_MS, WRITERS, QUEUE_BYTES
 #                  written into the collector's [batch] section when set (else the defaults apply)
 #   CONTEXT=false  [storage] context = false (no context line appended to each message)
-#   NO_BUILD=1     use target/release/log-panel-collector as it is, even when src/ is newer
+#   NO_BUILD=1     use the binary as it is, even when src/ is newer
+#   BIN            the collector binary (default target/release/log-panel-collector)
 #   MONITOR=1      sample top and pg_stat_activity every second during each collector run, into
 #                  $MONITOR_DIR (default target/bench-e2e/), for finding where the time goes
 #   SETTLE=0       skip the CHECKPOINT issued before each timed part
@@ -31,7 +34,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 N=${1:-200000}
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
 SIZE=${SIZE:-256}
-PARTS=${PARTS:-copy collector rsyslog}
+PARTS=${PARTS:-copy collector otlp rsyslog}
 FORMATS=${FORMATS:-rfc3164 rfc5424}
 LIMIT_S=${LIMIT_S:-$((300 + N / 500))}
 
@@ -85,7 +88,7 @@ if has_part copy; then
 fi
 
 # --- (b) the collector ------------------------------------------------------------------------------
-BIN=$REPO/target/release/log-panel-collector
+BIN=${BIN:-$REPO/target/release/log-panel-collector}
 stop_daemon() {
   [ -n "$MON_PID" ] && { kill "$MON_PID" 2>/dev/null || true; wait "$MON_PID" 2>/dev/null || true; MON_PID=""; }
   [ -n "$DAEMON_PID" ] || return 0
@@ -177,6 +180,43 @@ if has_part collector; then
   done
 fi
 
+# --- (b2) the collector over OTLP/gRPC, fed by its own load generator --------------------------------
+if has_part otlp; then
+  [ -x "$BIN" ] || (cd "$REPO" && cargo build --release -q) || die "cargo build --release failed"
+  DB=bench_collector
+  OCONF=$WORK/otlp.toml
+  printf '[storage]\nurl = "%s"\n[syslog]\ntcp = []\nudp = []\n[otlp]\ngrpc = "127.0.0.1:0"\nhttp = ""\n[retention]\ndays = 0\n[service]\nmetrics = ""\n' \
+    "$PGURL_BASE/$DB" >"$OCONF"
+  psql_db postgres -c "set client_min_messages = warning" -c "drop database if exists $DB with (force)" -c "create database $DB" >/dev/null
+  "$BIN" --config "$OCONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
+  LOG=$WORK/collector-otlp.log
+  RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$OCONF" run 2>"$LOG" &
+  DAEMON_PID=$!
+  PORT=""
+  for _ in $(seq 1 100); do
+    PORT=$(sed -n 's/^listening on otlp grpc .*:\([0-9]*\)$/\1/p' "$LOG" | head -1)
+    [ -n "$PORT" ] && break
+    kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$LOG" >&2; die "the collector exited at start"; }
+    sleep 0.1
+  done
+  [ -n "$PORT" ] || { cat "$LOG" >&2; die "the collector did not report its gRPC port"; }
+  settle
+  T0=$(date +%s.%N)
+  gen=$(timeout "$LIMIT_S" "$BIN" bench --endpoint "http://127.0.0.1:$PORT" --records "$N" \
+        --batch "${OTLP_BATCH:-1000}" --size "$SIZE" --concurrency "${OTLP_CONCURRENCY:-2}") || die "the load generator failed"
+  T1=$(date +%s.%N)
+  c=$(wait_rows "$DB" "$N")
+  T2=$(date +%s.%N)
+  echo "$gen"
+  line=$(python3 -c "print(f'collector_otlp grpc sent=$N stored={$c} lost={$N-$c} send_s={$T1-$T0:.2f} total_s={$T2-$T0:.2f} rows_per_s={$c/($T2-$T0):.0f}')")
+  echo "$line"
+  RATE[collector_otlp]=$(field rows_per_s "$line")
+  stop_daemon
+  read -r rows cards < <(psql_db "$DB" -F ' ' -c "select (select count(*) from log_panel_log), (select coalesce(sum(total),0) from log_panel_log_card)")
+  if [ "$rows" = "$cards" ] && [ "$rows" = "$N" ]; then verdict=OK; else verdict=MISMATCH; CHECK_FAILED=1; fi
+  echo "collector_check otlp rows=$rows card_total=$cards $verdict"
+fi
+
 # --- (c) the classic peer ---------------------------------------------------------------------------
 if has_part rsyslog; then
   settle
@@ -187,7 +227,7 @@ fi
 
 # --- summary ----------------------------------------------------------------------------------------
 echo "== summary (rows/s, N=$N, SIZE=$SIZE)"
-for k in copy collector_rfc3164 collector_rfc5424 rsyslog; do
+for k in copy collector_rfc3164 collector_rfc5424 collector_otlp rsyslog; do
   [ -n "${RATE[$k]:-}" ] && printf '  %-20s %8s\n' "$k" "${RATE[$k]}"
 done
 ratio() { # ratio NAME NUM DEN
@@ -198,4 +238,5 @@ for fmt in $FORMATS; do
   ratio "collector_$fmt / copy" "${RATE[collector_$fmt]:-}" "${RATE[copy]:-}"
   ratio "collector_$fmt / rsyslog_rfc3164" "${RATE[collector_$fmt]:-}" "${RATE[rsyslog]:-}"
 done
+ratio "collector_otlp / copy" "${RATE[collector_otlp]:-}" "${RATE[copy]:-}"
 [ -z "${CHECK_FAILED:-}" ] || die "card or timeline totals do not match the row count (see collector_check above)"

@@ -5,6 +5,7 @@
 #     and the OpenTelemetry SDK with its OTLP exporters, as real OTLP senders
 #   - PostgreSQL on 127.0.0.1:5432 and MariaDB on 127.0.0.1:3306 (started if installed but stopped)
 #   - a MongoDB-wire-compatible stand-in (nx-27017 from PyPI) on 127.0.0.1:27917, started here
+#   - curl, systemd's tools, and the Debian package built with cargo-deb (LPC_SKIP_PACKAGE=1 skips it)
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,9 @@ apt_install() {
 }
 command -v logger >/dev/null || apt_install bsdutils || die "logger (util-linux) is missing"
 [ -x /usr/sbin/rsyslogd ] || apt_install rsyslog || die "rsyslog (a real relay for the tests) could not be installed"
+command -v curl >/dev/null || apt_install curl || die "curl is missing"
+{ command -v systemd-analyze && command -v systemd-socket-activate; } >/dev/null || apt_install systemd \
+  || die "systemd (systemd-analyze, systemd-socket-activate) could not be installed"
 
 # PostgreSQL: the tests create their own databases on it; initdb/pg_ctl serve the outage test.
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
@@ -63,5 +67,15 @@ trap 'scripts/mongo-test-server.sh stop' EXIT
 export LPC_TEST_MONGO="mongodb://127.0.0.1:$MONGO_TEST_PORT"
 export LPC_MONGO_PYTHON="$MONGO_TEST_ROOT/venv/bin/python"
 export LPC_MONGO_STANDIN=1
+
+# The Debian package, which tests/package.rs installs and removes (LPC_SKIP_PACKAGE=1 skips both).
+if [ "${LPC_SKIP_PACKAGE:-}" != 1 ]; then
+  command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version 3.8.0 \
+    || die "cargo-deb could not be installed from crates.io"
+  command -v adduser >/dev/null || apt_install adduser || die "adduser is missing"
+  cargo deb --profile deb -o target/debian/ || die "cargo deb failed"
+  LPC_DEB=$(ls -t target/debian/log-panel-collector_*.deb | head -1)
+  export LPC_DEB
+fi
 
 cargo test --all-targets "$@"

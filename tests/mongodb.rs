@@ -204,24 +204,12 @@ impl MongoStore {
     /// Counters equal a recomputation from the rows (Dates are milliseconds: compare at that precision).
     async fn assert_counters_exact(&self) {
         let rows = self.rows().await;
-        let (want_cards, want_buckets) = recompute(&rows, chrono_tz::Tz::UTC);
-        let cards = self.cards().await;
-        let got: CardMap = cards
-            .iter()
-            .map(|(k, v)| (k.clone(), (v.0, v.1, v.2)))
-            .collect();
-        assert_eq!(got, want_cards, "cards equal the rows");
-        if !standin() {
-            for (name, c) in &cards {
-                let latest = rows
-                    .iter()
-                    .filter(|r| &r.logger_name == name)
-                    .map(|r| r.timestamp)
-                    .max();
-                assert_eq!(c.3, latest, "last_seen of {name}");
-            }
-        }
-        assert_eq!(self.buckets().await, want_buckets, "buckets equal the rows");
+        assert_counters(
+            &rows,
+            &self.cards().await,
+            &self.buckets().await,
+            !standin(),
+        );
     }
 }
 

@@ -651,11 +651,8 @@ impl Backend for MongoBackend {
                 done.insert(n.to_string());
             }
         }
-        let missing: Vec<&'static str> = super::schema::MIGRATIONS
-            .iter()
-            .map(|m| m.name)
-            .filter(|n| !done.contains(*n))
-            .collect();
+        let done: Vec<String> = done.into_iter().collect();
+        let missing: Vec<&'static str> = super::schema::pending(&done).map(|m| m.name).collect();
         if missing.is_empty() {
             return Ok(MigrationReport { applied: vec![] });
         }

@@ -3,7 +3,7 @@
 //! as Django stores them: MariaDB >= 10.7 has a native `uuid` column (Django 5+ uses it), MySQL
 //! `char(32)` hex; datetimes are naive UTC `datetime(6)`.
 
-use super::schema::{APP, MIGRATIONS, has_statements};
+use super::schema::{APP, has_statements, pending};
 use super::{Backend, Context, MigrationReport, StorageError};
 use crate::pipeline::batch::{Aggregator, Batch};
 use crate::record::Level;
@@ -170,10 +170,7 @@ impl Backend for MySqlBackend {
                 .map(|r| r.get(0))
                 .collect();
             let mut applied = Vec::new();
-            for m in &MIGRATIONS {
-                if done.iter().any(|d| d == m.name) {
-                    continue;
-                }
+            for m in pending(&done) {
                 if has_statements(m.mysql) {
                     for stmt in server.ddl(m.mysql).split(";\n") {
                         let body: String = stmt

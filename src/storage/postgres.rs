@@ -2,7 +2,7 @@
 //! `INSERT … ON CONFLICT DO UPDATE` per table over `unnest`ed arrays, sorted by key, all in one
 //! transaction per batch.
 
-use super::schema::{APP, MIGRATIONS, has_statements};
+use super::schema::{APP, has_statements, pending};
 use super::{Backend, Context, MigrationReport, StorageError};
 use crate::pipeline::batch::{Aggregator, Batch, BucketTotals};
 use crate::record::Level;
@@ -193,10 +193,7 @@ impl Backend for PostgresBackend {
             .map(|r| r.get(0))
             .collect();
         let mut applied = Vec::new();
-        for m in &MIGRATIONS {
-            if done.iter().any(|d| d == m.name) {
-                continue;
-            }
+        for m in pending(&done) {
             if has_statements(m.postgres) {
                 sqlx::raw_sql(m.postgres)
                     .execute(&mut *tx)

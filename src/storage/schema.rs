@@ -31,6 +31,13 @@ pub const MIGRATIONS: [Migration; 4] = [
     migration!("0004_alter_logtimelinebucket_unit"),
 ];
 
+/// The migrations not yet recorded in `django_migrations` (`done`: the names recorded for this app).
+pub fn pending(done: &[String]) -> impl Iterator<Item = &'static Migration> + '_ {
+    MIGRATIONS
+        .iter()
+        .filter(move |m| !done.iter().any(|d| d == m.name))
+}
+
 /// True when the SQL has a statement (0004 is only comments).
 pub fn has_statements(sql: &str) -> bool {
     sql.lines()

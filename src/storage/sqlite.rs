@@ -1,7 +1,7 @@
 //! SQLite, the embedded default: WAL so the Django admin can read while we write; one writer
 //! connection; Django's text encodings (32-hex ids, naive-UTC `YYYY-MM-DD HH:MM:SS[.ffffff]`).
 
-use super::schema::{APP, MIGRATIONS, has_statements};
+use super::schema::{APP, has_statements, pending};
 use super::{Backend, Context, MigrationReport, StorageError};
 use crate::pipeline::batch::{Aggregator, Batch};
 use crate::record::Level;
@@ -92,10 +92,7 @@ impl Backend for SqliteBackend {
             .map(|r| r.get(0))
             .collect();
         let mut applied = Vec::new();
-        for m in &MIGRATIONS {
-            if done.iter().any(|d| d == m.name) {
-                continue;
-            }
+        for m in pending(&done) {
             if has_statements(m.sqlite) {
                 sqlx::raw_sql(m.sqlite)
                     .execute(&mut *tx)

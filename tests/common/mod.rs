@@ -430,6 +430,36 @@ pub fn recompute(rows: &[StoredRow], tz: chrono_tz::Tz) -> (CardMap, BucketMap) 
     (cards, buckets)
 }
 
+/// Asserts that cards (totals and, when asked, `last_seen`) and buckets equal a recomputation from the
+/// rows, as the package's `rebuild_log_cards` would make them.
+pub fn assert_counters(
+    rows: &[StoredRow],
+    cards: &BTreeMap<String, Card>,
+    buckets: &BucketMap,
+    check_last_seen: bool,
+) {
+    let (want_cards, want_buckets) = recompute(rows, chrono_tz::Tz::UTC);
+    let got: CardMap = cards
+        .iter()
+        .map(|(k, v)| (k.clone(), (v.0, v.1, v.2)))
+        .collect();
+    assert_eq!(got, want_cards, "cards equal a recomputation from the rows");
+    if check_last_seen {
+        for (name, c) in cards {
+            let latest = rows
+                .iter()
+                .filter(|r| &r.logger_name == name)
+                .map(|r| r.timestamp)
+                .max();
+            assert_eq!(c.3, latest, "last_seen of {name}");
+        }
+    }
+    assert_eq!(
+        buckets, &want_buckets,
+        "buckets equal a recomputation from the rows"
+    );
+}
+
 /// Runs a command and panics with its output when it fails.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd
