@@ -58,6 +58,26 @@ struct Ctx {
 struct Running {
     bound: SocketAddr,
     task: JoinHandle<()>,
+    /// Asks a server with connections of its own (OTLP) to close them and return.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Running {
+    /// Stops the listener: OTLP servers close their connections gracefully (so none keeps the
+    /// queue open), within 5 s; the others are cancelled.
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+            if tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        self.task.abort();
+        let _ = self.task.await;
+    }
 }
 
 type RetentionSpawner = Box<dyn Fn(RetentionConfig, Tz) -> JoinHandle<()> + Send + Sync>;
@@ -75,6 +95,8 @@ pub struct Collector {
     storage: String,
     stats: Arc<Stats>,
     health: Arc<Health>,
+    /// Listeners on sockets systemd handed over beyond the config: a reload keeps them.
+    pinned: std::collections::BTreeSet<(Role, SocketAddr)>,
 }
 
 fn syslog_settings(cfg: &Config) -> SyslogSettings {
@@ -143,6 +165,11 @@ fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Running> {
     let bound = opened.local_addr()?;
     let guard = UpGuard::new(ctx.health.clone());
     let ctx = ctx.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stop_rx.await;
+    };
+    let graceful = matches!(role, Role::OtlpGrpc | Role::OtlpHttp);
     let task = match opened {
         Opened::Udp(s) => {
             let socket = tokio::net::UdpSocket::from_std(s)?;
@@ -169,11 +196,11 @@ fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Running> {
                             ctx.intake.for_source("otlp", "grpc"),
                             ctx.otlp,
                         );
-                        otlp::grpc::serve(listener, svc).await
+                        otlp::grpc::serve(listener, svc, shutdown).await
                     }
                     Role::OtlpHttp => {
-                        otlp::http::serve(listener, ctx.intake.for_source("otlp", "http"), ctx.otlp)
-                            .await
+                        let intake = ctx.intake.for_source("otlp", "http");
+                        otlp::http::serve(listener, intake, ctx.otlp, shutdown).await
                     }
                     Role::Metrics => metrics::serve(listener, ctx.health).await,
                     Role::SyslogUdp => unreachable!("a UDP role on a TCP socket"),
@@ -181,7 +208,11 @@ fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Running> {
             })
         }
     };
-    Ok(Running { bound, task })
+    Ok(Running {
+        bound,
+        task,
+        stop: graceful.then_some(stop_tx),
+    })
 }
 
 impl Collector {
@@ -226,7 +257,9 @@ impl Collector {
                 open(role, addr, cfg.syslog.udp_recv_buffer, &mut activated)?,
             ));
         }
-        opened.extend(activated.leftovers());
+        let extra = activated.leftovers();
+        let pinned = extra.iter().map(|(r, a, _)| (*r, *a)).collect();
+        opened.extend(extra);
         let mut listeners = BTreeMap::new();
         for (role, addr, socket) in opened {
             let running = spawn(role, socket, &ctx).map_err(|source| StartError::Bind {
@@ -234,7 +267,9 @@ impl Collector {
                 addr,
                 source,
             })?;
-            listeners.insert((role, addr), running);
+            if let Some(old) = listeners.insert((role, addr), running) {
+                old.task.abort();
+            }
         }
         health
             .expected
@@ -274,6 +309,7 @@ impl Collector {
             storage,
             stats,
             health,
+            pinned,
         })
     }
 
@@ -366,22 +402,23 @@ impl Collector {
             queue_bytes: old.batch.queue_bytes,
             ..new.batch.clone()
         });
+        // Sockets systemd handed over beyond the config stay: systemd keeps holding them.
         let stale: Vec<(Role, SocketAddr)> = self
             .listeners
             .keys()
-            .filter(|k| !wanted_now.contains(k))
+            .filter(|k| !wanted_now.contains(k) && !self.pinned.contains(k))
             .copied()
             .collect();
         for key in stale {
             if let Some(run) = self.listeners.remove(&key) {
-                run.task.abort();
-                let _ = run.task.await;
+                let bound = run.bound;
+                run.stop().await;
                 if key.0.is_udp()
                     && let Ok(mut ports) = self.health.udp_ports.lock()
                 {
-                    ports.retain(|p| *p != run.bound.port());
+                    ports.retain(|p| *p != bound.port());
                 }
-                tracing::info!("stopped listening on {} {}", key.0.fd_name(), run.bound);
+                tracing::info!("stopped listening on {} {}", key.0.fd_name(), bound);
             }
         }
         for (key, socket) in opened {
@@ -421,8 +458,7 @@ impl Collector {
     pub async fn shutdown(mut self, timeout: Duration) -> Result<StatsSnapshot, ShutdownTimeout> {
         self.retention.abort();
         for (_, run) in std::mem::take(&mut self.listeners) {
-            run.task.abort();
-            let _ = run.task.await;
+            run.stop().await;
         }
         self.ctx.take();
         match tokio::time::timeout(timeout, &mut self.delivery).await {

@@ -171,7 +171,7 @@ impl Default for Config {
             otlp: OtlpConfig {
                 grpc: Some(local(4317)),
                 http: Some(local(4318)),
-                max_message_bytes: 16 << 20,
+                max_message_bytes: 4 << 20,
                 queue_wait: Duration::from_millis(1000),
             },
             filter: FilterConfig {
@@ -343,6 +343,15 @@ impl Config {
         };
         s.finish(&mut r);
 
+        for (key, list) in [("syslog.udp", &syslog.udp), ("syslog.tcp", &syslog.tcp)] {
+            let mut seen = std::collections::HashSet::new();
+            for addr in list {
+                if !seen.insert(addr) {
+                    r.error(key, format!("{addr} is listed twice"));
+                }
+            }
+        }
+
         let mut s = r.section(&root, "otlp");
         let otlp = OtlpConfig {
             grpc: s.get(&mut r, "grpc", d.otlp.grpc, optional_address),
@@ -393,9 +402,11 @@ impl Config {
 
         let mut s = r.section(&root, "retention");
         let retention = RetentionConfig {
-            days: s.get(&mut r, "days", d.retention.days, |v| {
-                let n = unsigned(v)?;
-                u32::try_from(n).map_err(|_| "is too large".to_string())
+            days: s.get(&mut r, "days", d.retention.days, |v| match unsigned(v)? {
+                n if n > 36_500 => Err(format!(
+                    "{n} days is more than 100 years; use 0 to keep everything"
+                )),
+                n => Ok(n as u32),
             }),
             interval: s.get(&mut r, "interval", d.retention.interval, |v| {
                 parse_duration(string(v)?)
@@ -576,17 +587,21 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("{s:?} is not a duration (e.g. \"30m\", \"1h\", \"1d\")"))?;
-    let secs = match unit.trim() {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+    let unit_secs: u64 = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
         _ => {
             return Err(format!(
                 "{s:?} is not a duration (e.g. \"30m\", \"1h\", \"1d\")"
             ));
         }
     };
+    let secs = n
+        .checked_mul(unit_secs)
+        .filter(|&x| x <= 10 * 365 * 86400)
+        .ok_or_else(|| format!("{s:?} is too long (at most 10 years)"))?;
     if secs == 0 {
         return Err("must be greater than 0".into());
     }
@@ -722,6 +737,24 @@ mod tests {
         assert_eq!(errors.len(), 8, "{errors:?}");
         let url = errors.iter().find(|e| e.key == "storage.url").unwrap();
         assert!(url.reason.contains("expected a string, found integer"));
+    }
+
+    #[test]
+    fn duplicate_listeners_and_absurd_values_are_refused() {
+        let err = Config::from_toml_str(
+            "[syslog]\nudp = [\"127.0.0.1:514\", \"127.0.0.1:514\"]\n[retention]\ndays = 99999999\ninterval = \"99999999999999d\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("syslog.udp: 127.0.0.1:514 is listed twice"),
+            "{err}"
+        );
+        assert!(
+            err.contains("retention.days: 99999999 days is more than 100 years"),
+            "{err}"
+        );
+        assert!(err.contains("retention.interval"), "{err}");
     }
 
     #[test]

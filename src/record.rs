@@ -1,6 +1,6 @@
 //! The panel record before storage, and the rules that make any input fit the panel's columns.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use std::fmt;
 use std::str::FromStr;
 
@@ -10,6 +10,9 @@ pub const LOGGER_NAME_MAX: usize = 200;
 pub const MODULE_MAX: usize = 200;
 /// See [`LOGGER_NAME_MAX`].
 pub const PATHNAME_MAX: usize = 500;
+
+/// Queue bytes a record holds at the least (its fixed part).
+pub const MIN_WEIGHT: usize = 96;
 
 /// The five level strings the admin filters, counts and colours by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -103,11 +106,20 @@ impl Record {
         if self.line_number < 0 {
             self.line_number = 0;
         }
+        // Python's datetime (and so Django), MySQL and PostgreSQL's text input all stop at years
+        // 1-9999: a timestamp outside is the sender's error, and the receive time stands in.
+        if !(1..=9999).contains(&self.timestamp.year()) {
+            self.timestamp = Utc::now();
+        }
     }
 
     /// Approximate memory held by the record, for the queue's byte cap.
     pub fn weight(&self) -> usize {
-        96 + self.message.len() + self.logger_name.len() + self.module.len() + self.pathname.len()
+        MIN_WEIGHT
+            + self.message.len()
+            + self.logger_name.len()
+            + self.module.len()
+            + self.pathname.len()
     }
 }
 
@@ -252,6 +264,13 @@ mod tests {
             message: "a\0b".into(),
         };
         r.sanitize();
+        let mut far = r.clone();
+        far.timestamp = "+10000-01-01T00:00:00Z".parse().unwrap();
+        far.sanitize();
+        assert!(
+            far.timestamp.year() < 10000,
+            "out-of-range years become the receive time"
+        );
         assert_eq!(r.message, "ab");
         assert_eq!(r.logger_name.chars().count(), 200);
         assert!(r.logger_name.starts_with("ax"));

@@ -233,3 +233,44 @@ async fn otlp_errors_are_answered_and_lose_nothing() {
     );
     assert_eq!(plain.timestamp.timestamp(), 1_764_244_800);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_of_more_records_than_the_queue_holds_is_refused() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+    let db = TestDb::new(Engine::Sqlite, "otlp_many").await;
+    let mut cfg = test_config(&db.url);
+    cfg.batch.queue_bytes = 1 << 20;
+    let collector = start(&cfg).await;
+    // 12,000 empty records: 24 KB of protobuf, over a megabyte as records.
+    let req = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord::default(); 12_000],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let body = req.encode_to_vec();
+    assert!(body.len() < 64 * 1024);
+    let (code, text, _) = curl(
+        collector.http_addr().unwrap(),
+        "application/x-protobuf",
+        &body,
+        false,
+    );
+    assert_eq!(code, 413, "{text}");
+    assert!(
+        text.contains("more than the collector's queue holds"),
+        "{text}"
+    );
+    let out = raw_grpc(collector.grpc_addr().unwrap(), &body);
+    assert!(out.starts_with("RESOURCE_EXHAUSTED"), "{out}");
+    collector
+        .shutdown(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(db.store().await.count("log_panel_log").await, 0);
+}

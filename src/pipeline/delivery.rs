@@ -60,7 +60,13 @@ impl Retry {
                     } else {
                         tracing::debug!("still failing ({what}): {e}");
                     }
-                    tokio::time::sleep(delay).await;
+                    // Sleep in slices that each show the pipeline alive: waiting for storage is not
+                    // being stuck (the watchdog must not restart the service for an outage).
+                    let until = Instant::now() + delay;
+                    while Instant::now() < until {
+                        tokio::time::sleep((until - Instant::now()).min(IDLE_BEAT)).await;
+                        stats.beat();
+                    }
                     delay = (delay * 2).min(self.cfg.get().retry_max);
                 }
             }

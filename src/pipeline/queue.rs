@@ -163,6 +163,11 @@ impl QueueSender {
         self.depth_gauge().depth()
     }
 
+    /// The byte cap.
+    pub fn capacity(&self) -> usize {
+        self.shared.cap as usize
+    }
+
     /// A handle that reads the depth without keeping the queue open.
     pub fn depth_gauge(&self) -> QueueDepth {
         QueueDepth(self.shared.clone())

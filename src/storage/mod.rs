@@ -24,6 +24,9 @@ pub use sqlite::SqliteBackend;
 pub enum StorageError {
     #[error("invalid storage URL {url:?}: {reason}")]
     Url { url: String, reason: String },
+    /// MongoDB: a counter kept changing under concurrent writers; the batch is retried.
+    #[error("a counter document kept changing under concurrent writers")]
+    Contention,
     /// A test asked for this failure (see `MongoBackend::fail_after_writes`).
     #[error("injected failure (test)")]
     Injected,

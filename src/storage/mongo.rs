@@ -513,13 +513,19 @@ impl MongoBackend {
             if r.matched_count > 0 {
                 return Ok(());
             }
-            if coll
+            let existing = coll
                 .find_one(key.clone())
                 .await
-                .map_err(mongo_err("reading a counter"))?
-                .is_some()
-            {
-                return Ok(()); // this batch was applied before
+                .map_err(mongo_err("reading a counter"))?;
+            if let Some(doc) = existing {
+                let applied = doc
+                    .get_array("applied")
+                    .map(|a| a.iter().any(|b| b.as_str() == Some(batch)))
+                    .unwrap_or(false);
+                if applied {
+                    return Ok(()); // this batch was applied before
+                }
+                continue; // created by another writer in between: update it now
             }
             // Nothing to subtract from; nothing to create.
             let Some(insert) = &insert else { return Ok(()) };
@@ -533,7 +539,8 @@ impl MongoBackend {
                 Err(e) => return Err(mongo_err("creating a counter")(e)),
             }
         }
-        Ok(())
+        // Every round lost a race with another writer: let delivery retry the batch.
+        Err(StorageError::Contention)
     }
 
     async fn logger_ids(

@@ -215,7 +215,9 @@ impl Backend for MySqlBackend {
             .context("starting a MySQL transaction")?;
         let mut rows = batch.rows.iter();
         for n in statement_sizes(
-            batch.rows.iter().map(|r| r.message.len() + 300),
+            batch.rows.iter().map(|r| {
+                r.message.len() + r.logger_name.len() + r.module.len() + r.pathname.len() + 300
+            }),
             10,
             server.max_statement,
         ) {
@@ -263,72 +265,85 @@ impl Backend for MySqlBackend {
             tx.commit().await.context("committing a batch")?;
             return Ok(());
         }
-        let mut q = QueryBuilder::<MySql>::new("INSERT INTO log_panel_logger (id, name) ");
-        q.push_values(&batch.loggers, |mut b, l| {
-            b.push_bind(server.id(Uuid::new_v4())).push_bind(&l.name);
-        });
-        q.push(" ON DUPLICATE KEY UPDATE name = name");
-        q.build()
-            .execute(&mut *tx)
-            .await
-            .context("inserting loggers")?;
-        let mut q = QueryBuilder::<MySql>::new(
-            "SELECT CAST(id AS CHAR), name FROM log_panel_logger WHERE name IN (",
-        );
-        let mut sep = q.separated(", ");
-        for l in &batch.loggers {
-            sep.push_bind(&l.name);
+        let mut loggers = batch.loggers.iter();
+        for n in statement_sizes(
+            batch.loggers.iter().map(|l| l.name.len() + 60),
+            2,
+            server.max_statement,
+        ) {
+            let mut q = QueryBuilder::<MySql>::new("INSERT INTO log_panel_logger (id, name) ");
+            q.push_values(loggers.by_ref().take(n), |mut b, l| {
+                b.push_bind(server.id(Uuid::new_v4())).push_bind(&l.name);
+            });
+            q.push(" ON DUPLICATE KEY UPDATE name = name");
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .context("inserting loggers")?;
         }
-        q.push(")");
-        let ids: HashMap<String, String> = q
-            .build()
-            .fetch_all(&mut *tx)
-            .await
-            .context("reading logger ids")?
-            .iter()
-            .map(|r| (r.get::<String, _>(1), r.get::<String, _>(0)))
-            .collect();
-        let logger_id = |name: &str| ids.get(name).cloned().unwrap_or_default();
-        let mut q = QueryBuilder::<MySql>::new(
-            "INSERT INTO log_panel_log_card (id, logger_id, total, total_errors, total_warnings, last_seen) ",
-        );
-        q.push_values(&batch.loggers, |mut b, l| {
-            b.push_bind(server.id(Uuid::new_v4()))
-                .push_bind(logger_id(&l.name))
-                .push_bind(l.total)
-                .push_bind(l.errors)
-                .push_bind(l.warnings)
-                .push_bind(naive(l.last_seen));
-        });
-        q.push(
-            " ON DUPLICATE KEY UPDATE total = total + VALUES(total), total_errors = total_errors + VALUES(total_errors), \
-             total_warnings = total_warnings + VALUES(total_warnings), \
-             last_seen = GREATEST(COALESCE(last_seen, VALUES(last_seen)), VALUES(last_seen))",
-        );
-        q.build()
-            .execute(&mut *tx)
-            .await
-            .context("upserting log cards")?;
-        let mut q = QueryBuilder::<MySql>::new(
-            "INSERT INTO log_panel_log_timeline_bucket (id, logger_id, bucket, unit, log_count, error_count, warning_count) ",
-        );
-        q.push_values(&batch.buckets, |mut b, x| {
-            b.push_bind(server.id(Uuid::new_v4()))
-                .push_bind(logger_id(&x.logger))
-                .push_bind(naive(x.bucket))
-                .push_bind(x.unit.as_str())
-                .push_bind(x.count)
-                .push_bind(x.errors)
-                .push_bind(x.warnings);
-        });
-        q.push(
-            " ON DUPLICATE KEY UPDATE log_count = log_count + VALUES(log_count), \
-             error_count = error_count + VALUES(error_count), warning_count = warning_count + VALUES(warning_count)",
-        );
-        q.build()
-            .execute(&mut *tx)
-            .await
-            .context("upserting timeline buckets")?;
+        // Ask per name: the server compares names by its collation (often case-insensitive), so
+        // "cron" finds the row "CRON" an earlier batch created, as the unique index sees it.
+        let mut ids: HashMap<&str, String> = HashMap::new();
+        for l in &batch.loggers {
+            let id: String =
+                sqlx::query_scalar("SELECT CAST(id AS CHAR) FROM log_panel_logger WHERE name = ?")
+                    .bind(&l.name)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context("reading logger ids")?;
+            ids.insert(l.name.as_str(), id);
+        }
+        let logger_id = |name: &str| ids[name].clone();
+        let mut loggers = batch.loggers.iter();
+        for n in statement_sizes(
+            batch.loggers.iter().map(|l| l.name.len() + 120),
+            6,
+            server.max_statement,
+        ) {
+            let mut q = QueryBuilder::<MySql>::new(
+                "INSERT INTO log_panel_log_card (id, logger_id, total, total_errors, total_warnings, last_seen) ",
+            );
+            q.push_values(loggers.by_ref().take(n), |mut b, l| {
+                b.push_bind(server.id(Uuid::new_v4()))
+                    .push_bind(logger_id(&l.name))
+                    .push_bind(l.total)
+                    .push_bind(l.errors)
+                    .push_bind(l.warnings)
+                    .push_bind(naive(l.last_seen));
+            });
+            q.push(
+                " ON DUPLICATE KEY UPDATE total = total + VALUES(total), total_errors = total_errors + VALUES(total_errors), \
+                 total_warnings = total_warnings + VALUES(total_warnings), \
+                 last_seen = GREATEST(COALESCE(last_seen, VALUES(last_seen)), VALUES(last_seen))",
+            );
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .context("upserting log cards")?;
+        }
+        let mut buckets = batch.buckets.iter();
+        for n in statement_sizes(batch.buckets.iter().map(|_| 160), 7, server.max_statement) {
+            let mut q = QueryBuilder::<MySql>::new(
+                "INSERT INTO log_panel_log_timeline_bucket (id, logger_id, bucket, unit, log_count, error_count, warning_count) ",
+            );
+            q.push_values(buckets.by_ref().take(n), |mut b, x| {
+                b.push_bind(server.id(Uuid::new_v4()))
+                    .push_bind(logger_id(&x.logger))
+                    .push_bind(naive(x.bucket))
+                    .push_bind(x.unit.as_str())
+                    .push_bind(x.count)
+                    .push_bind(x.errors)
+                    .push_bind(x.warnings);
+            });
+            q.push(
+                " ON DUPLICATE KEY UPDATE log_count = log_count + VALUES(log_count), \
+                 error_count = error_count + VALUES(error_count), warning_count = warning_count + VALUES(warning_count)",
+            );
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .context("upserting timeline buckets")?;
+        }
         tx.commit().await.context("committing a batch")?;
         Ok(())
     }

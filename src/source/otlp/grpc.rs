@@ -88,7 +88,9 @@ impl UnaryService<ExportLogsServiceRequest> for ExportCall {
             match export(request.get_ref(), &svc.intake, &svc.settings.get()).await {
                 Ok(resp) => Ok(tonic::Response::new(resp)),
                 Err(ExportError::Invalid(m)) => Err(Status::invalid_argument(m)),
-                Err(e @ ExportError::TooLarge(_)) => Err(Status::resource_exhausted(e.to_string())),
+                Err(e @ (ExportError::TooLarge(_) | ExportError::TooManyRecords(_))) => {
+                    Err(Status::resource_exhausted(e.to_string()))
+                }
                 Err(e @ ExportError::Unavailable) => {
                     let mut s = Status::unavailable(e.to_string());
                     // Exporters honour RetryInfo-style hints only in details; the status code is what counts.
@@ -135,12 +137,17 @@ where
     }
 }
 
-/// Serves gRPC on `listener` until the task is cancelled.
-pub async fn serve(listener: tokio::net::TcpListener, service: LogsService) {
+/// Serves gRPC on `listener` until `shutdown` completes, then closes every connection (GOAWAY) and
+/// waits for requests in flight, so no connection task keeps the queue open.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: LogsService,
+    shutdown: impl Future<Output = ()> + Send,
+) {
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     if let Err(e) = tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming(incoming)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
     {
         tracing::error!("OTLP gRPC server stopped: {e}");

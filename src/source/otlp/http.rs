@@ -34,13 +34,17 @@ pub fn router(intake: Intake, settings: Arc<Live<OtlpSettings>>) -> axum::Router
         .with_state(AppState { intake, settings })
 }
 
-/// Serves HTTP on `listener` until the task is cancelled.
+/// Serves HTTP on `listener` until `shutdown` completes, then finishes the requests in flight.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     intake: Intake,
     settings: Arc<Live<OtlpSettings>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(e) = axum::serve(listener, router(intake, settings)).await {
+    if let Err(e) = axum::serve(listener, router(intake, settings))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         tracing::error!("OTLP HTTP server stopped: {e}");
     }
 }
@@ -77,7 +81,9 @@ fn status_body(kind: Kind, code: i32, message: &str) -> (HeaderValue, Vec<u8>) {
 fn error_response(kind: Kind, e: &ExportError) -> Response {
     let (status, grpc_code) = match e {
         ExportError::Invalid(_) => (StatusCode::BAD_REQUEST, 3),
-        ExportError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 8),
+        ExportError::TooLarge(_) | ExportError::TooManyRecords(_) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, 8)
+        }
         ExportError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, 14),
     };
     let (ct, body) = status_body(kind, grpc_code, &e.to_string());

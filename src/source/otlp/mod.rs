@@ -33,6 +33,11 @@ pub enum ExportError {
     /// Body over `max_message_bytes` (HTTP 413, gRPC RESOURCE_EXHAUSTED).
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
+    /// More records than the whole queue could hold (HTTP 413, gRPC RESOURCE_EXHAUSTED).
+    #[error(
+        "{0} log records in one request are more than the collector's queue holds; send smaller batches"
+    )]
+    TooManyRecords(usize),
     /// Queue full or shutting down: retryable (HTTP 503 + Retry-After, gRPC UNAVAILABLE).
     #[error("the collector's queue is full (storage is slow or down); retry later")]
     Unavailable,
@@ -47,6 +52,17 @@ pub async fn export(
     intake: &Intake,
     settings: &OtlpSettings,
 ) -> Result<ExportLogsServiceResponse, ExportError> {
+    // A request of many tiny records would hold far more memory as records than as bytes: refuse one
+    // that could not fit the queue even when empty, before mapping it.
+    let count: usize = req
+        .resource_logs
+        .iter()
+        .flat_map(|r| r.scope_logs.iter())
+        .map(|s| s.log_records.len())
+        .sum();
+    if count.saturating_mul(crate::record::MIN_WEIGHT) > intake.queue().capacity() {
+        return Err(ExportError::TooManyRecords(count));
+    }
     let records = map::records(req, Utc::now(), settings.context);
     match intake.submit_all(records, settings.queue_wait).await {
         Ok(0) => Ok(ExportLogsServiceResponse::default()),

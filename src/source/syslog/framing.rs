@@ -27,6 +27,9 @@ pub struct Framer {
     buf: BytesMut,
     max_frame: usize,
     skip: Skip,
+    /// Bytes at the start of `buf` already searched for a delimiter (a long line arriving in small
+    /// pieces is then scanned once, not once per piece).
+    scanned: usize,
 }
 
 fn is_delimiter(b: u8) -> bool {
@@ -40,6 +43,7 @@ impl Framer {
             buf: BytesMut::with_capacity(64 * 1024),
             max_frame,
             skip: Skip::None,
+            scanned: 0,
         }
     }
 
@@ -50,6 +54,17 @@ impl Framer {
 
     /// The next complete frame, or `None` when more bytes are needed.
     pub fn next_frame(&mut self) -> Option<Frame> {
+        let frame = self.next_frame_inner();
+        if frame.is_some() {
+            self.scanned = 0;
+        }
+        frame
+    }
+
+    fn next_frame_inner(&mut self) -> Option<Frame> {
+        if self.skip != Skip::None {
+            self.scanned = 0;
+        }
         match self.skip {
             Skip::Bytes(n) => {
                 let k = n.min(self.buf.len());
@@ -78,7 +93,10 @@ impl Framer {
             .iter()
             .take_while(|&&b| is_delimiter(b) || b == b'\r')
             .count();
-        self.buf.advance(lead);
+        if lead > 0 {
+            self.buf.advance(lead);
+            self.scanned = 0;
+        }
         if self.buf.is_empty() {
             return None;
         }
@@ -148,7 +166,15 @@ impl Framer {
 
     fn take_delimited(&mut self) -> Option<Frame> {
         let window = self.buf.len().min(self.max_frame + 1);
-        match self.buf[..window].iter().position(|&b| is_delimiter(b)) {
+        let from = self.scanned.min(window);
+        let found = self.buf[from..window]
+            .iter()
+            .position(|&b| is_delimiter(b))
+            .map(|p| p + from);
+        if found.is_none() {
+            self.scanned = window;
+        }
+        match found {
             Some(p) if p <= self.max_frame => {
                 let data = trim_cr(self.buf.split_to(p).freeze());
                 self.buf.advance(1);
@@ -254,6 +280,17 @@ mod tests {
                 ("<13>yyyyyyyyyyyy".to_string(), true),
                 ("<13>after".into(), false)
             ]
+        );
+    }
+
+    #[test]
+    fn a_line_arriving_byte_by_byte_is_one_frame() {
+        let line = format!("<13>{}\n<13>next\n", "z".repeat(300));
+        let pieces: Vec<&[u8]> = line.as_bytes().chunks(1).collect();
+        let got = texts(frames(1000, &pieces));
+        assert_eq!(
+            got,
+            [format!("<13>{}", "z".repeat(300)), "<13>next".to_string()]
         );
     }
 
