@@ -6,7 +6,7 @@
 #              RFC 3164 and then RFC 5424, each into a fresh panel database that the collector's own
 #              `migrate` created; afterwards the card and timeline totals are checked against the rows
 #   otlp       the collector fed by its own load generator (`log-panel-collector bench`): N records in
-#              OTLP/gRPC Export requests of OTLP_BATCH (1000) records over OTLP_CONCURRENCY (2) connections
+#              OTLP/gRPC Export requests of OTLP_BATCH (2000) records over OTLP_CONCURRENCY (4) connections
 #   rsyslog    rsyslog + ompgsql, TCP, RFC 3164 (rows only, no cards)  (BENCH_DIR/rsyslog-pg.sh)
 # then prints the ratios collector/COPY and collector/rsyslog. See docs/benchmarks.md.
 #
@@ -203,7 +203,7 @@ if has_part otlp; then
   settle
   T0=$(date +%s.%N)
   gen=$(timeout "$LIMIT_S" "$BIN" bench --endpoint "http://127.0.0.1:$PORT" --records "$N" \
-        --batch "${OTLP_BATCH:-1000}" --size "$SIZE" --concurrency "${OTLP_CONCURRENCY:-2}") || die "the load generator failed"
+        --batch "${OTLP_BATCH:-2000}" --size "$SIZE" --concurrency "${OTLP_CONCURRENCY:-4}") || die "the load generator failed"
   T1=$(date +%s.%N)
   c=$(wait_rows "$DB" "$N")
   T2=$(date +%s.%N)
