@@ -231,3 +231,68 @@ fn bad_config_names_every_key() {
     );
     assert!(out.contains("config OK"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_database_refuses_is_set_aside_not_retried_forever() {
+    use log_panel_collector::storage::{AnyBackend, Backend};
+    let db = TestDb::new(Engine::Postgres, "refused").await;
+    AnyBackend::open(&db.url, 1)
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    // A real refusal by the database, as a stand-in for any data it cannot take: a CHECK constraint.
+    let Store::Postgres(pool) = db.store().await else {
+        unreachable!()
+    };
+    sqlx::raw_sql(
+        "ALTER TABLE log_panel_log ADD CONSTRAINT no_poison CHECK (logger_name <> 'poison')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut cfg = test_config(&db.url);
+    cfg.batch.retry_initial = Duration::from_millis(10);
+    cfg.batch.retry_max = Duration::from_millis(20);
+    let collector = start(&cfg).await;
+    let mut wire = Vec::new();
+    for i in 0..20 {
+        let app = if i == 7 { "poison" } else { "fine" };
+        wire.extend(octet_frame(
+            format!("<11>1 - h {app} - - - message {i}").as_bytes(),
+        ));
+    }
+    send_tcp(collector.tcp_addrs()[0], &wire);
+    let store = db.store().await;
+    assert_eq!(store.wait_rows(20, Duration::from_secs(30)).await, 20);
+    collector.shutdown(Duration::from_secs(10)).await.unwrap();
+    let rows = store.rows().await;
+    assert_eq!(
+        rows.iter().filter(|r| r.logger_name == "fine").count(),
+        19,
+        "the rest of the batch is stored"
+    );
+    let stand_in = rows
+        .iter()
+        .find(|r| r.logger_name == "log-panel-collector")
+        .expect("an error record in place of the refused one");
+    assert_eq!(stand_in.level, "ERROR");
+    assert!(
+        stand_in
+            .message
+            .contains("could not store a record of logger \"poison\""),
+        "{}",
+        stand_in.message
+    );
+    assert!(
+        stand_in.message.contains("no_poison"),
+        "says why: {}",
+        stand_in.message
+    );
+    assert!(
+        stand_in.message.contains("message 7"),
+        "keeps the text: {}",
+        stand_in.message
+    );
+    assert_counters(&rows, &store.cards().await, &store.buckets().await, true);
+}

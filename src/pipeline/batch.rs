@@ -243,6 +243,33 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// The records again (complete messages from the chunks), to write a batch in parts when the
+    /// database refuses it as a whole.
+    pub fn records(&self) -> Vec<Record> {
+        self.rows
+            .iter()
+            .map(|r| Record {
+                timestamp: r.timestamp,
+                level: r.level,
+                logger_name: r.logger_name.clone(),
+                module: r.module.clone(),
+                pathname: r.pathname.clone(),
+                line_number: r.line_number,
+                message: if r.message_chunked {
+                    self.chunks
+                        .iter()
+                        .filter(|c| c.log_id == r.id)
+                        .map(|c| c.text.as_str())
+                        .collect()
+                } else {
+                    r.message.clone()
+                },
+            })
+            .collect()
+    }
+}
+
 /// Start of the hour containing `ts`, in `tz`, as an instant.
 pub fn hour_start(ts: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
     let local = ts.with_timezone(&tz);

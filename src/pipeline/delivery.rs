@@ -37,9 +37,25 @@ impl Retry {
         &self,
         what: &str,
         stats: &Stats,
-        mut op: impl FnMut() -> F,
+        op: impl FnMut() -> F,
     ) -> T {
+        match self.run_until(what, stats, op, |_| false).await {
+            Ok(v) => v,
+            Err(_) => unreachable!("no error is given up on"),
+        }
+    }
+
+    /// Runs `op` until it returns `Ok`, or until an error that `give_up` calls permanent came
+    /// three times in a row (the same data refused again and again).
+    pub async fn run_until<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+        &self,
+        what: &str,
+        stats: &Stats,
+        mut op: impl FnMut() -> F,
+        give_up: impl Fn(&E) -> bool,
+    ) -> Result<T, E> {
         let mut delay = self.cfg.get().retry_initial;
+        let mut refused = 0;
         loop {
             stats.beat();
             match op().await {
@@ -48,7 +64,16 @@ impl Retry {
                     if self.failing.swap(false, Ordering::Relaxed) {
                         tracing::info!("storage is back: {what} succeeded");
                     }
-                    return v;
+                    return Ok(v);
+                }
+                Err(e)
+                    if give_up(&e) && {
+                        refused += 1;
+                        refused >= 3
+                    } =>
+                {
+                    Stats::inc(&stats.write_errors);
+                    return Err(e);
                 }
                 Err(e) => {
                     Stats::inc(&stats.write_errors);
@@ -98,6 +123,83 @@ async fn write_once<B: Backend>(
     r
 }
 
+/// Writes a batch, retrying until it is stored. When the database refuses its data (not the
+/// connection) again and again, the batch is written in halves, down to the one record it refuses;
+/// that record is stored as an error record that says why and carries its text, so nothing is lost
+/// silently and no bad record stops the pipeline.
+fn deliver<'a, B: Backend>(
+    backend: &'a B,
+    batch: Batch,
+    layout: &'a Layout,
+    retry: &'a Retry,
+    stats: &'a Stats,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        let attempts = AtomicU32::new(0);
+        let result = retry
+            .run_until(
+                "writing a batch",
+                stats,
+                || {
+                    let (batch, attempts) = (&batch, &attempts);
+                    async move { write_once(backend, batch, attempts, stats).await }
+                },
+                StorageError::is_permanent,
+            )
+            .await;
+        let Err(e) = result else { return };
+        let mut records = batch.records();
+        if records.len() > 1 {
+            tracing::warn!(
+                "storage refuses a batch of {} records ({e}); writing it in halves",
+                records.len()
+            );
+            let second = records.split_off(records.len() / 2);
+            for part in [records, second] {
+                deliver(backend, Batch::build(part, layout), layout, retry, stats).await;
+            }
+            return;
+        }
+        let Some(bad) = records.pop() else { return };
+        tracing::error!(
+            "storage refuses a record of logger {:?} ({e}); storing an error record in its place",
+            bad.logger_name
+        );
+        let mut message = format!(
+            "log-panel-collector could not store a record of logger {:?} at {} ({}): {e}\n",
+            bad.logger_name, bad.timestamp, bad.level
+        );
+        let mut text = bad.message;
+        crate::record::clip_chars(&mut text, layout.preview);
+        message.push_str(&text);
+        let stand_in = crate::record::Record {
+            timestamp: chrono::Utc::now(),
+            level: crate::record::Level::Error,
+            logger_name: "log-panel-collector".into(),
+            module: String::new(),
+            pathname: String::new(),
+            line_number: 0,
+            message,
+        };
+        let attempts = AtomicU32::new(0);
+        let batch = Batch::build(vec![stand_in], layout);
+        let result = retry
+            .run_until(
+                "writing an error record",
+                stats,
+                || {
+                    let (batch, attempts) = (&batch, &attempts);
+                    async move { write_once(backend, batch, attempts, stats).await }
+                },
+                StorageError::is_permanent,
+            )
+            .await;
+        if let Err(e) = result {
+            tracing::error!("storage refuses even the error record ({e}); the record is dropped");
+        }
+    })
+}
+
 /// Migrates, then writes batches until the queue is closed and drained. `writers` batches are
 /// written at once; batch size and delay are read from `cfg` for every batch (reloadable).
 pub async fn run<B: Backend>(
@@ -143,14 +245,7 @@ pub async fn run<B: Backend>(
                 };
                 let n = records.len() as u64;
                 let batch = Batch::build(records, &layout);
-                let attempts = AtomicU32::new(0);
-                retry
-                    .run("writing a batch", &stats, || {
-                        let (backend, batch, attempts, stats) =
-                            (&*backend, &batch, &attempts, &*stats);
-                        async move { write_once(backend, batch, attempts, stats).await }
-                    })
-                    .await;
+                deliver(&*backend, batch, &layout, &retry, &stats).await;
                 ticket.release();
                 stats.rows_written.inc_by(n);
                 Stats::inc(&stats.batches_written);

@@ -44,6 +44,46 @@ pub enum StorageError {
     },
 }
 
+impl StorageError {
+    /// True for errors that retrying the same data cannot fix: the database refused the data itself
+    /// (data exceptions, constraint or size violations), not the connection. Delivery then splits the
+    /// batch to set the offending record aside instead of retrying forever.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StorageError::Sql {
+                source: sqlx::Error::Database(db),
+                ..
+            } => {
+                if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                    // data too long, bad value, packet too large, too many placeholders, FK, dup key
+                    if [1406, 1366, 1292, 1153, 1301, 1390, 1452, 1062, 1264, 3140]
+                        .contains(&my.number())
+                    {
+                        return true;
+                    }
+                }
+                if !matches!(db.kind(), sqlx::error::ErrorKind::Other) {
+                    return true; // unique, foreign key, not null or check violation
+                }
+                let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+                code.starts_with("22") || code.starts_with("23") || code.starts_with("54")
+            }
+            StorageError::Mongo { source, .. } => match &*source.kind {
+                mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
+                    w.code != 11000
+                }
+                mongodb::error::ErrorKind::InsertMany(m) => m
+                    .write_errors
+                    .as_ref()
+                    .is_some_and(|v| v.iter().any(|w| w.code != 11000)),
+                mongodb::error::ErrorKind::BsonSerialization(_) => true,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// Adds what was being done to a driver error.
 pub(crate) trait Context<T> {
     fn context(self, what: &'static str) -> Result<T, StorageError>;
