@@ -25,6 +25,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+/// The collector's own collection: retention passes that subtracted their counters and still have
+/// rows to delete.
+const JOURNAL: &str = "log_panel_collector_retention";
+
 /// How many recent batch ids a counter document keeps, to recognise a retried batch.
 const APPLIED_KEEP: i32 = 128;
 
@@ -543,6 +547,19 @@ impl MongoBackend {
         Err(StorageError::Contention)
     }
 
+    /// Deletes rows and their chunks (chunks first).
+    async fn delete_rows(&self, db: &Database, ids: &[&str]) -> Result<(), StorageError> {
+        db.collection::<Document>("log_panel_log_message_chunk")
+            .delete_many(doc! {"log_id": {"$in": ids}})
+            .await
+            .map_err(mongo_err("deleting old message chunks"))?;
+        db.collection::<Document>("log_panel_log")
+            .delete_many(doc! {"id": {"$in": ids}})
+            .await
+            .map_err(mongo_err("deleting old rows"))?;
+        Ok(())
+    }
+
     async fn logger_ids(
         &self,
         db: &Database,
@@ -732,6 +749,37 @@ impl Backend for MongoBackend {
     ) -> Result<usize, StorageError> {
         let db = self.db().await?;
         let logs = db.collection::<Document>("log_panel_log");
+        // A journal of passes: one that subtracted its counters but did not get to delete its rows
+        // (the server went away) is finished first, without subtracting again.
+        let journal = db.collection::<Document>(JOURNAL);
+        let mut leftovers = Vec::new();
+        let mut cur = journal
+            .find(doc! {"subtracted": true})
+            .await
+            .map_err(mongo_err("reading the retention journal"))?;
+        while cur
+            .advance()
+            .await
+            .map_err(mongo_err("reading the retention journal"))?
+        {
+            let d = cur
+                .deserialize_current()
+                .map_err(mongo_err("reading the retention journal"))?;
+            leftovers.push(d);
+        }
+        let mut finished = 0;
+        for d in leftovers {
+            let ids: Vec<&str> = d
+                .get_array("ids")
+                .map(|a| a.iter().filter_map(|b| b.as_str()).collect())
+                .unwrap_or_default();
+            self.delete_rows(&db, &ids).await?;
+            finished += ids.len();
+            journal
+                .delete_one(doc! {"_id": d.get("_id").cloned().unwrap_or(Bson::Null)})
+                .await
+                .map_err(mongo_err("closing a retention journal entry"))?;
+        }
         let mut cur = logs
             .find(doc! {"timestamp": {"$lt": date(cutoff)}})
             .sort(doc! {"timestamp": 1})
@@ -757,7 +805,7 @@ impl Backend for MongoBackend {
             ids.push(id.to_string());
         }
         if ids.is_empty() {
-            return Ok(0);
+            return Ok(finished);
         }
         // Subtract first, under an id derived from the rows, then delete: a pass interrupted in
         // between finds the same rows next time and does not subtract twice.
@@ -768,16 +816,27 @@ impl Backend for MongoBackend {
             Uuid::new_v5(&Uuid::NAMESPACE_OID, sorted.concat().as_bytes()).simple()
         );
         let (loggers, buckets) = agg.finish();
+        match journal
+            .insert_one(doc! {"_id": &pass_id, "ids": &ids, "subtracted": false})
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(mongo_err("opening a retention journal entry")(e)),
+        }
         self.apply_counters(&db, &pass_id, &loggers, &buckets, -1)
             .await?;
+        journal
+            .update_one(doc! {"_id": &pass_id}, doc! {"$set": {"subtracted": true}})
+            .await
+            .map_err(mongo_err("updating the retention journal"))?;
         self.step()?;
-        db.collection::<Document>("log_panel_log_message_chunk")
-            .delete_many(doc! {"log_id": {"$in": &ids}})
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.delete_rows(&db, &id_refs).await?;
+        journal
+            .delete_one(doc! {"_id": &pass_id})
             .await
-            .map_err(mongo_err("deleting old message chunks"))?;
-        logs.delete_many(doc! {"id": {"$in": &ids}})
-            .await
-            .map_err(mongo_err("deleting old rows"))?;
+            .map_err(mongo_err("closing a retention journal entry"))?;
         let names: Vec<&str> = loggers.iter().map(|l| l.name.as_str()).collect();
         let logger_ids: Vec<String> = self.logger_ids(&db, &names).await?.into_values().collect();
         db.collection::<Document>("log_panel_log_card")
@@ -811,7 +870,7 @@ impl Backend for MongoBackend {
                     .map_err(mongo_err("updating last_seen"))?;
             }
         }
-        Ok(ids.len())
+        Ok(finished + ids.len())
     }
 
     async fn count_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
