@@ -123,6 +123,29 @@ async fn write_once<B: Backend>(
     r
 }
 
+/// Writes a batch with retries until it is stored, or until the database refuses its data three
+/// times (a permanent error, returned).
+async fn write_until_refused<B: Backend>(
+    backend: &B,
+    batch: &Batch,
+    what: &str,
+    retry: &Retry,
+    stats: &Stats,
+) -> Result<(), StorageError> {
+    let attempts = AtomicU32::new(0);
+    retry
+        .run_until(
+            what,
+            stats,
+            || {
+                let attempts = &attempts;
+                async move { write_once(backend, batch, attempts, stats).await }
+            },
+            StorageError::is_permanent,
+        )
+        .await
+}
+
 /// Writes a batch, retrying until it is stored. When the database refuses its data (not the
 /// connection) again and again, the batch is written in halves, down to the one record it refuses;
 /// that record is stored as an error record that says why and carries its text, so nothing is lost
@@ -135,19 +158,10 @@ fn deliver<'a, B: Backend>(
     stats: &'a Stats,
 ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
     Box::pin(async move {
-        let attempts = AtomicU32::new(0);
-        let result = retry
-            .run_until(
-                "writing a batch",
-                stats,
-                || {
-                    let (batch, attempts) = (&batch, &attempts);
-                    async move { write_once(backend, batch, attempts, stats).await }
-                },
-                StorageError::is_permanent,
-            )
-            .await;
-        let Err(e) = result else { return };
+        let Err(e) = write_until_refused(backend, &batch, "writing a batch", retry, stats).await
+        else {
+            return;
+        };
         let mut records = batch.records();
         if records.len() > 1 {
             tracing::warn!(
@@ -181,20 +195,10 @@ fn deliver<'a, B: Backend>(
             line_number: 0,
             message,
         };
-        let attempts = AtomicU32::new(0);
         let batch = Batch::build(vec![stand_in], layout);
-        let result = retry
-            .run_until(
-                "writing an error record",
-                stats,
-                || {
-                    let (batch, attempts) = (&batch, &attempts);
-                    async move { write_once(backend, batch, attempts, stats).await }
-                },
-                StorageError::is_permanent,
-            )
-            .await;
-        if let Err(e) = result {
+        if let Err(e) =
+            write_until_refused(backend, &batch, "writing an error record", retry, stats).await
+        {
             tracing::error!("storage refuses even the error record ({e}); the record is dropped");
         }
     })
