@@ -114,7 +114,6 @@ fn settings() -> SyslogSettings {
         },
         source_tz: Tz::UTC,
         max_frame: 65536,
-        udp_recv_buffer: 0,
     }
 }
 

@@ -97,6 +97,17 @@ stop_daemon() {
   DAEMON_PID=""
 }
 
+daemon_port() { # daemon_port "syslog tcp": the port the running daemon reports in $LOG for that listener
+  local port=""
+  for _ in $(seq 1 100); do
+    port=$(sed -n "s/^listening on $1 .*:\([0-9]*\)\$/\1/p" "$LOG" | head -1)
+    [ -n "$port" ] && { echo "$port"; return 0; }
+    kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$LOG" >&2; die "the collector exited at start"; }
+    sleep 0.1
+  done
+  cat "$LOG" >&2; die "the collector did not report its $1 port"
+}
+
 monitor() { # monitor OUTFILE: top and the collector's sessions, once a second, until killed
   while :; do
     {
@@ -150,14 +161,7 @@ if has_part collector; then
     LOG=$WORK/collector-$fmt.log
     RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$CONF" run 2>"$LOG" &
     DAEMON_PID=$!
-    PORT=""
-    for _ in $(seq 1 100); do
-      PORT=$(sed -n 's/^listening on syslog tcp .*:\([0-9]*\)$/\1/p' "$LOG" | head -1)
-      [ -n "$PORT" ] && break
-      kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$LOG" >&2; die "the collector exited at start"; }
-      sleep 0.1
-    done
-    [ -n "$PORT" ] || { cat "$LOG" >&2; die "the collector did not report its TCP port"; }
+    PORT=$(daemon_port "syslog tcp")
     settle
     if [ "${MONITOR:-0}" = 1 ]; then
       MONITOR_DIR=${MONITOR_DIR:-$REPO/target/bench-e2e}
@@ -192,14 +196,7 @@ if has_part otlp; then
   LOG=$WORK/collector-otlp.log
   RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$OCONF" run 2>"$LOG" &
   DAEMON_PID=$!
-  PORT=""
-  for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/^listening on otlp grpc .*:\([0-9]*\)$/\1/p' "$LOG" | head -1)
-    [ -n "$PORT" ] && break
-    kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$LOG" >&2; die "the collector exited at start"; }
-    sleep 0.1
-  done
-  [ -n "$PORT" ] || { cat "$LOG" >&2; die "the collector did not report its gRPC port"; }
+  PORT=$(daemon_port "otlp grpc")
   settle
   T0=$(date +%s.%N)
   gen=$(timeout "$LIMIT_S" "$BIN" bench --endpoint "http://127.0.0.1:$PORT" --records "$N" \

@@ -107,7 +107,6 @@ fn syslog_settings(cfg: &Config) -> SyslogSettings {
         },
         source_tz: cfg.syslog.source_time_zone,
         max_frame: cfg.syslog.max_frame,
-        udp_recv_buffer: cfg.syslog.udp_recv_buffer,
     }
 }
 

@@ -163,14 +163,6 @@ fn a_stuck_pipeline_gets_no_watchdog_pings() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_activation_with_systemd_socket_activate() {
     let activate = [

@@ -164,6 +164,11 @@ impl Aggregator {
         }
     }
 
+    /// Counts a row read back from storage, whose level is the stored text.
+    pub fn add_stored(&mut self, logger: &str, timestamp: DateTime<Utc>, level: &str) {
+        self.add(logger, timestamp, level.parse().unwrap_or(Level::Info));
+    }
+
     /// Per-logger totals sorted by name (`last_seen` is the latest timestamp counted), and bucket
     /// totals sorted by (logger, unit, bucket): the order every writer locks counter rows in.
     pub fn finish(self) -> (Vec<LoggerTotals>, Vec<BucketTotals>) {

@@ -12,7 +12,7 @@
 
 use super::{Backend, MigrationReport, StorageError};
 use crate::pipeline::batch::{Aggregator, Batch, BucketTotals, Chunk, LoggerTotals, Row};
-use crate::record::Level;
+
 use bson::{Bson, Document, doc};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -801,7 +801,7 @@ impl Backend for MongoBackend {
             };
             let ts =
                 DateTime::<Utc>::from_timestamp_millis(ts.timestamp_millis()).unwrap_or_default();
-            agg.add(logger, ts, level.parse().unwrap_or(Level::Info));
+            agg.add_stored(logger, ts, level);
             ids.push(id.to_string());
         }
         if ids.is_empty() {
@@ -894,6 +894,7 @@ impl Backend for MongoBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Level;
 
     #[test]
     fn every_integer_is_int64_and_times_are_dates() {

@@ -6,7 +6,6 @@
 use super::schema::{APP, has_statements, pending};
 use super::{Backend, Context, MigrationReport, StorageError};
 use crate::pipeline::batch::{Aggregator, Batch};
-use crate::record::Level;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
@@ -384,7 +383,7 @@ impl Backend for MySqlBackend {
             let ts: NaiveDateTime = r.get(1);
             let level: String = r.get(2);
             let logger: String = r.get(3);
-            agg.add(&logger, ts.and_utc(), level.parse().unwrap_or(Level::Info));
+            agg.add_stored(&logger, ts.and_utc(), &level);
             ids.push(r.get::<String, _>(0));
         }
         for part in ids.chunks(1000) {

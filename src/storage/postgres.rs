@@ -5,7 +5,6 @@
 use super::schema::{APP, has_statements, pending};
 use super::{Backend, Context, MigrationReport, StorageError};
 use crate::pipeline::batch::{Aggregator, Batch, BucketTotals};
-use crate::record::Level;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -322,7 +321,7 @@ impl Backend for PostgresBackend {
         for r in &found {
             let level: String = r.get(2);
             let logger: String = r.get(3);
-            agg.add(&logger, r.get(1), level.parse().unwrap_or(Level::Info));
+            agg.add_stored(&logger, r.get(1), &level);
             ids.push(r.get(0));
         }
         sqlx::query("DELETE FROM log_panel_log_message_chunk WHERE log_id = ANY($1)")

@@ -4,7 +4,6 @@
 use super::schema::{APP, has_statements, pending};
 use super::{Backend, Context, MigrationReport, StorageError};
 use crate::pipeline::batch::{Aggregator, Batch};
-use crate::record::Level;
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use sqlx::sqlite::{
@@ -227,11 +226,7 @@ impl Backend for SqliteBackend {
             let ts: String = r.get(1);
             let level: String = r.get(2);
             let logger: String = r.get(3);
-            agg.add(
-                &logger,
-                parse_django_datetime(&ts),
-                level.parse().unwrap_or(Level::Info),
-            );
+            agg.add_stored(&logger, parse_django_datetime(&ts), &level);
             ids.push(r.get::<String, _>(0));
         }
         for part in ids.chunks(500) {

@@ -561,6 +561,15 @@ pub fn send_tcp(addr: SocketAddr, data: &[u8]) {
     let _ = s.read(&mut sink);
 }
 
+/// A loopback port free right now (for services that must be told their port in advance).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// An RFC 6587 octet-counted frame.
 pub fn octet_frame(msg: &[u8]) -> Vec<u8> {
     let mut v = format!("{} ", msg.len()).into_bytes();
@@ -620,11 +629,7 @@ impl PrivatePg {
     pub fn init() -> PrivatePg {
         let dir = tempfile::Builder::new().prefix("lpc-pg").tempdir().unwrap();
         run_ok(Command::new("chown").arg("postgres").arg(dir.path()));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         run_ok(
             as_pg("initdb")
                 .args(["-A", "trust", "-U", "postgres", "-D"])

@@ -18,7 +18,6 @@ pub struct SyslogSettings {
     pub mapping: SyslogMapping,
     pub source_tz: Tz,
     pub max_frame: usize,
-    pub udp_recv_buffer: usize,
 }
 
 /// Parses and maps one message (bytes as received; invalid UTF-8 is replaced, not rejected).
