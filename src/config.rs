@@ -1,17 +1,23 @@
-//! Configuration: TOML with defaults for every key, read in one pass that collects every error with
-//! the key it belongs to, so `validate` can list them all at once.
+//! Configuration: one TOML file whose sections are owned by the modules they configure (each a serde
+//! type with defaults for every key and its own range checks). This module only loads the file,
+//! reads each section, and collects every error with its dotted key at once, so `validate` can list
+//! them all; it depends on the sections, never the other way round.
 
-use crate::record::Level;
+pub use crate::filter::FilterConfig;
+pub use crate::pipeline::config::BatchConfig;
 pub use crate::retention::RetentionConfig;
-use chrono_tz::Tz;
-use std::fmt;
-use std::net::SocketAddr;
+pub use crate::service::config::ServiceConfig;
+pub use crate::settings::KeyError;
+use crate::settings::{Problems, Section};
+pub use crate::source::otlp::config::OtlpConfig;
+pub use crate::source::syslog::config::SyslogConfig;
+pub use crate::source::syslog::template::{LoggerTemplate, TemplatePart};
+pub use crate::storage::config::StorageConfig;
 use std::path::Path;
-use std::time::Duration;
 use toml::{Table, Value};
 
 /// The whole daemon configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     pub storage: StorageConfig,
     pub syslog: SyslogConfig,
@@ -20,195 +26,6 @@ pub struct Config {
     pub batch: BatchConfig,
     pub retention: RetentionConfig,
     pub service: ServiceConfig,
-}
-
-/// The daemon itself: its metrics and health endpoints and its own log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceConfig {
-    /// `/metrics` (Prometheus), `/health` and `/ready`; `None` when off.
-    pub metrics: Option<SocketAddr>,
-    /// The daemon's own log level (`RUST_LOG` overrides it), e.g. "info" or "warn,log_panel_collector=debug".
-    pub log_level: String,
-    /// How long SIGTERM waits for storage to take the last records.
-    pub shutdown_timeout: Duration,
-}
-
-/// OTLP listeners.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OtlpConfig {
-    /// gRPC `LogsService/Export`; `None` when off (`grpc = ""`).
-    pub grpc: Option<SocketAddr>,
-    /// HTTP `POST /v1/logs`; `None` when off.
-    pub http: Option<SocketAddr>,
-    /// Largest request body, after decompression.
-    pub max_message_bytes: usize,
-    /// How long a request waits for queue room before it is answered "unavailable, retry".
-    pub queue_wait: Duration,
-}
-
-/// Where and how records are stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StorageConfig {
-    /// `sqlite://PATH` or `postgres://user:pass@host:port/db`.
-    pub url: String,
-    /// The Django project's `TIME_ZONE`: timeline buckets start at its hours and midnights.
-    pub time_zone: Tz,
-    /// `MESSAGE_PREVIEW_LENGTH` of the Django side.
-    pub preview_length: usize,
-    /// `MESSAGE_CHUNK_SIZE` of the Django side.
-    pub chunk_size: usize,
-    /// Append the context line (facility, pid, peer, ...) to each message.
-    pub context: bool,
-    /// MongoDB only: `database`, `user`, `password`, `port`, `options`, over the URI's own values.
-    pub mongo: crate::storage::MongoSettings,
-}
-
-/// Syslog listeners and parsing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SyslogConfig {
-    pub udp: Vec<SocketAddr>,
-    pub tcp: Vec<SocketAddr>,
-    /// Zone of RFC 3164 timestamps, which carry none.
-    pub source_time_zone: Tz,
-    /// Longest frame kept whole; longer ones are cut here and stored.
-    pub max_frame: usize,
-    /// Template for `logger_name`.
-    pub logger_name: LoggerTemplate,
-    /// SO_RCVBUF for UDP sockets, in bytes (0 keeps the kernel default).
-    pub udp_recv_buffer: usize,
-}
-
-/// The package's LOG_LEVEL / IGNORED_LOGGER_* / IGNORED_MESSAGE_SUBSTRINGS, applied before queueing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FilterConfig {
-    pub min_level: Level,
-    pub ignore_loggers: Vec<String>,
-    pub ignore_messages: Vec<String>,
-}
-
-/// Queue and batch sizes, and the retry policy of delivery.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BatchConfig {
-    pub max_records: usize,
-    pub max_delay: Duration,
-    pub queue_bytes: usize,
-    /// Batches written at once (each on its own connection).
-    pub writers: usize,
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
-}
-
-/// One placeholder-or-text piece of the logger name template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TemplatePart {
-    Text(String),
-    App,
-    Host,
-    Facility,
-    MsgId,
-}
-
-/// `logger_name` template such as `{app}` or `{host}/{app}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoggerTemplate(pub Vec<TemplatePart>);
-
-impl LoggerTemplate {
-    /// Parses `{app}`, `{host}`, `{facility}`, `{msgid}` and literal text.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let mut parts = Vec::new();
-        let mut rest = s;
-        while let Some(open) = rest.find('{') {
-            if open > 0 {
-                parts.push(TemplatePart::Text(rest[..open].to_string()));
-            }
-            let close = rest[open..]
-                .find('}')
-                .ok_or_else(|| format!("unclosed '{{' in {s:?}"))?
-                + open;
-            parts.push(match &rest[open + 1..close] {
-                "app" => TemplatePart::App,
-                "host" => TemplatePart::Host,
-                "facility" => TemplatePart::Facility,
-                "msgid" => TemplatePart::MsgId,
-                other => {
-                    return Err(format!(
-                        "unknown placeholder {{{other}}} (use {{app}}, {{host}}, {{facility}} or {{msgid}})"
-                    ));
-                }
-            });
-            rest = &rest[close + 1..];
-        }
-        if !rest.is_empty() {
-            parts.push(TemplatePart::Text(rest.to_string()));
-        }
-        if parts.is_empty() {
-            return Err("empty template".into());
-        }
-        Ok(LoggerTemplate(parts))
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        let local = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        Config {
-            storage: StorageConfig {
-                url: "sqlite://./log-panel.sqlite3".into(),
-                time_zone: Tz::UTC,
-                preview_length: 16384,
-                chunk_size: 262144,
-                context: true,
-                mongo: Default::default(),
-            },
-            syslog: SyslogConfig {
-                udp: vec![local(5514)],
-                tcp: vec![local(5514)],
-                source_time_zone: Tz::UTC,
-                max_frame: 65536,
-                logger_name: LoggerTemplate(vec![TemplatePart::App]),
-                udp_recv_buffer: 8 << 20,
-            },
-            otlp: OtlpConfig {
-                grpc: Some(local(4317)),
-                http: Some(local(4318)),
-                max_message_bytes: 4 << 20,
-                queue_wait: Duration::from_millis(1000),
-            },
-            filter: FilterConfig {
-                min_level: Level::Debug,
-                ignore_loggers: Vec::new(),
-                ignore_messages: Vec::new(),
-            },
-            batch: BatchConfig {
-                max_records: 5000,
-                max_delay: Duration::from_millis(200),
-                queue_bytes: 256 << 20,
-                writers: 2,
-                retry_initial: Duration::from_millis(100),
-                retry_max: Duration::from_secs(30),
-            },
-            retention: RetentionConfig::default(),
-            service: ServiceConfig {
-                metrics: Some(local(9598)),
-                log_level: "info".into(),
-                shutdown_timeout: Duration::from_secs(60),
-            },
-        }
-    }
-}
-
-/// One problem in a config file, tied to its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyError {
-    /// Dotted key, such as `batch.max_records`.
-    pub key: String,
-    pub reason: String,
-}
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.reason)
-    }
 }
 
 /// Why a config could not be loaded: unreadable, not TOML, or a list of key errors.
@@ -224,6 +41,16 @@ pub enum ConfigError {
     #[error("config file {path} has {} error(s):\n{}", .errors.len(), .errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Keys { path: String, errors: Vec<KeyError> },
 }
+
+const SECTIONS: [&str; 7] = [
+    "storage",
+    "syslog",
+    "otlp",
+    "filter",
+    "batch",
+    "retention",
+    "service",
+];
 
 impl Config {
     /// Reads and checks a config file.
@@ -254,387 +81,103 @@ impl Config {
                 path: "<string>".into(),
                 message: e.to_string(),
             })?;
-        let mut r = Reader::default();
-        let d = Config::default();
-        let known = [
-            "storage",
-            "syslog",
-            "otlp",
-            "filter",
-            "batch",
-            "retention",
-            "service",
-        ];
+        let mut errors = Vec::new();
         for (k, v) in &root {
-            if !known.contains(&k.as_str()) {
-                r.error(k, "unknown section");
+            if !SECTIONS.contains(&k.as_str()) {
+                errors.push(KeyError {
+                    key: k.clone(),
+                    reason: format!("unknown section (known: {})", SECTIONS.join(", ")),
+                });
             } else if !v.is_table() {
-                r.error(k, "must be a table ([section])");
+                errors.push(KeyError {
+                    key: k.clone(),
+                    reason: "must be a table ([section])".into(),
+                });
             }
         }
-
-        let mut s = r.section(&root, "storage");
-        let storage = StorageConfig {
-            url: s.get(&mut r, "url", d.storage.url, parse_url),
-            time_zone: s.get(&mut r, "time_zone", d.storage.time_zone, parse_tz),
-            preview_length: s.get(&mut r, "preview_length", d.storage.preview_length, positive),
-            chunk_size: s.get(&mut r, "chunk_size", d.storage.chunk_size, positive),
-            context: s.get(&mut r, "context", d.storage.context, boolean),
-            mongo: crate::storage::MongoSettings {
-                database: s.get(&mut r, "database", None, |v| string(v).map(|x| Some(x.to_string()))),
-                user: s.get(&mut r, "user", None, |v| string(v).map(|x| Some(x.to_string()))),
-                password: s.get(&mut r, "password", None, |v| string(v).map(|x| Some(x.to_string()))),
-                port: s.get(&mut r, "port", None, |v| {
-                    let n = positive(v)?;
-                    u16::try_from(n).map(Some).map_err(|_| "must be a port number (1-65535)".to_string())
-                }),
-                options: s.get(&mut r, "options", Default::default(), |v| {
-                    let t = v.as_table().ok_or_else(|| format!("expected a table, found {}", type_name(v)))?;
-                    t.iter()
-                        .map(|(k, x)| {
-                            let text = match x {
-                                Value::String(s) => s.clone(),
-                                Value::Integer(i) => i.to_string(),
-                                Value::Boolean(b) => b.to_string(),
-                                Value::Float(f) => f.to_string(),
-                                other => return Err(format!("option {k}: expected a string, number or boolean, found {}", other.type_str())),
-                            };
-                            Ok((k.clone(), text))
-                        })
-                        .collect()
-                }),
-            },
+        let cfg = Config {
+            storage: section(&root, &mut errors),
+            syslog: section(&root, &mut errors),
+            otlp: section(&root, &mut errors),
+            filter: section(&root, &mut errors),
+            batch: section(&root, &mut errors),
+            retention: section(&root, &mut errors),
+            service: section(&root, &mut errors),
         };
-        let mongo_keys_used = storage.mongo != Default::default();
-        if mongo_keys_used && !storage.url.starts_with("mongodb") {
-            r.error(
-                "storage",
-                "database, user, password, port and options apply to mongodb:// URLs only",
-            );
-        }
-        s.finish(&mut r);
-
-        let mut s = r.section(&root, "syslog");
-        let syslog = SyslogConfig {
-            udp: s.get(&mut r, "udp", d.syslog.udp, addresses),
-            tcp: s.get(&mut r, "tcp", d.syslog.tcp, addresses),
-            source_time_zone: s.get(
-                &mut r,
-                "source_time_zone",
-                d.syslog.source_time_zone,
-                parse_tz,
-            ),
-            max_frame: s.get(&mut r, "max_frame", d.syslog.max_frame, |v| {
-                let n = positive(v)?;
-                if n < 480 {
-                    return Err("must be at least 480 (RFC 5426's minimum message size)".into());
-                }
-                Ok(n)
-            }),
-            logger_name: s.get(&mut r, "logger_name", d.syslog.logger_name, |v| {
-                LoggerTemplate::parse(string(v)?)
-            }),
-            udp_recv_buffer: s.get(
-                &mut r,
-                "udp_recv_buffer",
-                d.syslog.udp_recv_buffer,
-                unsigned,
-            ),
-        };
-        s.finish(&mut r);
-
-        for (key, list) in [("syslog.udp", &syslog.udp), ("syslog.tcp", &syslog.tcp)] {
-            let mut seen = std::collections::HashSet::new();
-            for addr in list {
-                if !seen.insert(addr) {
-                    r.error(key, format!("{addr} is listed twice"));
-                }
-            }
-        }
-
-        let mut s = r.section(&root, "otlp");
-        let otlp = OtlpConfig {
-            grpc: s.get(&mut r, "grpc", d.otlp.grpc, optional_address),
-            http: s.get(&mut r, "http", d.otlp.http, optional_address),
-            max_message_bytes: s.get(&mut r, "max_message_bytes", d.otlp.max_message_bytes, |v| {
-                let n = positive(v)?;
-                if n < 1024 {
-                    return Err("must be at least 1024".into());
-                }
-                Ok(n)
-            }),
-            queue_wait: s.get(&mut r, "queue_wait_ms", d.otlp.queue_wait, millis),
-        };
-        s.finish(&mut r);
-
-        let mut s = r.section(&root, "filter");
-        let filter = FilterConfig {
-            min_level: s.get(&mut r, "min_level", d.filter.min_level, |v| {
-                string(v)?.parse()
-            }),
-            ignore_loggers: s.get(&mut r, "ignore_loggers", d.filter.ignore_loggers, strings),
-            ignore_messages: s.get(&mut r, "ignore_messages", d.filter.ignore_messages, strings),
-        };
-        s.finish(&mut r);
-
-        let mut s = r.section(&root, "batch");
-        let batch = BatchConfig {
-            max_records: s.get(&mut r, "max_records", d.batch.max_records, positive),
-            max_delay: s.get(&mut r, "max_delay_ms", d.batch.max_delay, millis),
-            queue_bytes: s.get(&mut r, "queue_bytes", d.batch.queue_bytes, |v| {
-                let n = positive(v)?;
-                if n < 1 << 20 {
-                    return Err("must be at least 1048576 (1 MiB)".into());
-                }
-                Ok(n)
-            }),
-            writers: s.get(&mut r, "writers", d.batch.writers, |v| {
-                let n = positive(v)?;
-                if n > 64 {
-                    return Err("must be at most 64".into());
-                }
-                Ok(n)
-            }),
-            retry_initial: s.get(&mut r, "retry_initial_ms", d.batch.retry_initial, millis),
-            retry_max: s.get(&mut r, "retry_max_ms", d.batch.retry_max, millis),
-        };
-        s.finish(&mut r);
-
-        let mut s = r.section(&root, "retention");
-        let retention = RetentionConfig {
-            days: s.get(&mut r, "days", d.retention.days, |v| match unsigned(v)? {
-                n if n > 36_500 => Err(format!(
-                    "{n} days is more than 100 years; use 0 to keep everything"
-                )),
-                n => Ok(n as u32),
-            }),
-            interval: s.get(&mut r, "interval", d.retention.interval, |v| {
-                parse_duration(string(v)?)
-            }),
-            batch: s.get(&mut r, "batch", d.retention.batch, positive),
-        };
-        s.finish(&mut r);
-
-        let mut s = r.section(&root, "service");
-        let service = ServiceConfig {
-            metrics: s.get(&mut r, "metrics", d.service.metrics, optional_address),
-            log_level: s.get(&mut r, "log_level", d.service.log_level, |v| {
-                let level = string(v)?;
-                tracing_subscriber::EnvFilter::try_new(level)
-                    .map(|_| level.to_string())
-                    .map_err(|e| format!("{level:?} is not a log filter: {e}"))
-            }),
-            shutdown_timeout: s.get(
-                &mut r,
-                "shutdown_timeout",
-                d.service.shutdown_timeout,
-                |v| parse_duration(string(v)?),
-            ),
-        };
-        s.finish(&mut r);
-
-        if r.errors.is_empty() {
-            Ok(Config {
-                storage,
-                syslog,
-                otlp,
-                filter,
-                batch,
-                retention,
-                service,
-            })
+        if errors.is_empty() {
+            Ok(cfg)
         } else {
             Err(ConfigError::Keys {
                 path: "<string>".into(),
-                errors: r.errors,
+                errors,
             })
         }
     }
 }
 
-#[derive(Default)]
-struct Reader {
-    errors: Vec<KeyError>,
-}
-
-impl Reader {
-    fn error(&mut self, key: &str, reason: impl Into<String>) {
-        self.errors.push(KeyError {
-            key: key.to_string(),
-            reason: reason.into(),
-        });
-    }
-
-    fn section<'a>(&self, root: &'a Table, name: &'static str) -> Section<'a> {
-        Section {
-            name,
-            table: root.get(name).and_then(Value::as_table),
-            used: Vec::new(),
-        }
-    }
-}
-
-struct Section<'a> {
-    name: &'static str,
-    table: Option<&'a Table>,
-    used: Vec<&'static str>,
-}
-
-impl Section<'_> {
-    fn get<T>(
-        &mut self,
-        r: &mut Reader,
-        key: &'static str,
-        default: T,
-        parse: impl FnOnce(&Value) -> Result<T, String>,
-    ) -> T {
-        self.used.push(key);
-        match self.table.and_then(|t| t.get(key)) {
-            None => default,
-            Some(v) => parse(v).unwrap_or_else(|reason| {
-                r.error(&format!("{}.{key}", self.name), reason);
-                default
+/// Reads one section. A key whose value does not fit is reported and left at its default, so that
+/// the other keys are still read and checked: every error of the file comes out in one pass.
+fn section<S: Section>(root: &Table, errors: &mut Vec<KeyError>) -> S {
+    let Some(table) = root.get(S::NAME).and_then(Value::as_table) else {
+        return S::default();
+    };
+    let mut good = Table::new();
+    for (key, value) in table {
+        let mut one = Table::new();
+        one.insert(key.clone(), value.clone());
+        match Value::Table(one).try_into::<S>() {
+            Ok(_) => {
+                good.insert(key.clone(), value.clone());
+            }
+            Err(e) => errors.push(KeyError {
+                key: format!("{}.{key}", S::NAME),
+                reason: reason(&e),
             }),
         }
     }
-
-    fn finish(self, r: &mut Reader) {
-        if let Some(t) = self.table {
-            for k in t.keys() {
-                if !self.used.contains(&k.as_str()) {
-                    r.error(
-                        &format!("{}.{k}", self.name),
-                        format!("unknown key (known: {})", self.used.join(", ")),
-                    );
-                }
-            }
-        }
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    v.type_str()
-}
-
-fn string(v: &Value) -> Result<&str, String> {
-    v.as_str()
-        .ok_or_else(|| format!("expected a string, found {}", type_name(v)))
-}
-
-fn boolean(v: &Value) -> Result<bool, String> {
-    v.as_bool()
-        .ok_or_else(|| format!("expected true or false, found {}", type_name(v)))
-}
-
-fn unsigned(v: &Value) -> Result<usize, String> {
-    match v.as_integer() {
-        Some(n) if n >= 0 => Ok(n as usize),
-        Some(n) => Err(format!("must not be negative, found {n}")),
-        None => Err(format!("expected an integer, found {}", type_name(v))),
-    }
-}
-
-fn positive(v: &Value) -> Result<usize, String> {
-    match unsigned(v)? {
-        0 => Err("must be greater than 0".into()),
-        n => Ok(n),
-    }
-}
-
-fn millis(v: &Value) -> Result<Duration, String> {
-    Ok(Duration::from_millis(positive(v)? as u64))
-}
-
-fn parse_tz(v: &Value) -> Result<Tz, String> {
-    let s = string(v)?;
-    s.parse::<Tz>().map_err(|_| {
-        format!("unknown time zone {s:?} (use an IANA name such as \"UTC\" or \"Europe/Vienna\")")
-    })
-}
-
-fn strings(v: &Value) -> Result<Vec<String>, String> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| format!("expected an array of strings, found {}", type_name(v)))?;
-    arr.iter()
-        .enumerate()
-        .map(|(i, x)| {
-            x.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| format!("element {i}: expected a string, found {}", type_name(x)))
-        })
-        .collect()
-}
-
-fn addresses(v: &Value) -> Result<Vec<SocketAddr>, String> {
-    let list = match v {
-        Value::String(s) => vec![s.clone()],
-        _ => strings(v)?,
-    };
-    list.iter()
-        .map(|s| {
-            s.parse::<SocketAddr>()
-                .map_err(|_| format!("{s:?} is not an address of the form IP:PORT (e.g. \"127.0.0.1:5514\" or \"[::]:514\")"))
-        })
-        .collect()
-}
-
-/// `30s`, `15m`, `1h`, `2d`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. \"30m\", \"1h\", \"1d\")"))?;
-    let unit_secs: u64 = match unit.trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => {
-            return Err(format!(
-                "{s:?} is not a duration (e.g. \"30m\", \"1h\", \"1d\")"
-            ));
+    let parsed = match Value::Table(good).try_into::<S>() {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(KeyError {
+                key: S::NAME.to_string(),
+                reason: reason(&e),
+            });
+            S::default()
         }
     };
-    let secs = n
-        .checked_mul(unit_secs)
-        .filter(|&x| x <= 10 * 365 * 86400)
-        .ok_or_else(|| format!("{s:?} is too long (at most 10 years)"))?;
-    if secs == 0 {
-        return Err("must be greater than 0".into());
-    }
-    Ok(Duration::from_secs(secs))
+    parsed.check(&mut Problems::new(S::NAME, errors));
+    parsed
 }
 
-fn optional_address(v: &Value) -> Result<Option<SocketAddr>, String> {
-    match string(v)? {
-        "" => Ok(None),
-        s => s.parse().map(Some).map_err(|_| {
-            format!("{s:?} is not an address of the form IP:PORT (or \"\" to turn it off)")
-        }),
+/// serde's wording, in the terms of a config file.
+fn reason(e: &toml::de::Error) -> String {
+    let m = e.message().trim().replace('`', "");
+    if let Some(rest) = m.strip_prefix("unknown field ") {
+        let known = rest.split_once(", expected").map(|(_, k)| k).unwrap_or("");
+        return format!(
+            "unknown key (known: {})",
+            known.trim().trim_start_matches("one of ")
+        );
     }
-}
-
-fn parse_url(v: &Value) -> Result<String, String> {
-    let s = string(v)?;
-    let scheme = s.split("://").next().unwrap_or("");
-    match scheme {
-        "sqlite" | "postgres" | "postgresql" | "mysql" | "mariadb" | "mongodb" | "mongodb+srv"
-            if s.contains("://") =>
-        {
-            Ok(s.to_string())
-        }
-        _ => Err(format!(
-            "{s:?} is not a storage URL (expected sqlite://PATH, postgres://USER:PASS@HOST:PORT/DB, mysql://USER:PASS@HOST:PORT/DB or mongodb://HOST/DB)"
-        )),
+    // "invalid type: string \"many\", expected usize" -> "expected an integer, found string \"many\""
+    if let Some(rest) = m.strip_prefix("invalid type: ")
+        && let Some((found, expected)) = rest.rsplit_once(", expected ")
+    {
+        let expected = match expected {
+            "usize" | "u64" | "u32" | "u16" | "i64" | "i32" => "an integer",
+            "a boolean" => "true or false",
+            other => other,
+        };
+        return format!("expected {expected}, found {found}");
     }
+    m.replace("invalid value: ", "")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Level;
+    use std::time::Duration;
 
     #[test]
     fn empty_file_is_the_default() {
@@ -755,6 +298,68 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("retention.interval"), "{err}");
+    }
+
+    #[test]
+    fn durations_take_human_strings_and_the_old_ms_keys() {
+        let old = Config::from_toml_str(
+            "[batch]\nmax_delay_ms = 50\nretry_initial_ms = 10\nretry_max_ms = 2000\n[otlp]\nqueue_wait_ms = 250\n",
+        )
+        .unwrap();
+        let new = Config::from_toml_str(
+            "[batch]\nmax_delay = \"50ms\"\nretry_initial = \"10ms\"\nretry_max = \"2s\"\n[otlp]\nqueue_wait = \"250ms\"\n",
+        )
+        .unwrap();
+        assert_eq!(old, new);
+        assert_eq!(new.batch.retry_max, Duration::from_secs(2));
+        assert_eq!(new.otlp.queue_wait, Duration::from_millis(250));
+        let both = Config::from_toml_str("[batch]\nmax_delay = \"5ms\"\nmax_delay_ms = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("batch"), "{both}");
+    }
+
+    #[test]
+    fn no_numeric_key_can_overflow_or_panic() {
+        for (section, key) in [
+            ("batch", "max_delay_ms"),
+            ("batch", "retry_initial_ms"),
+            ("batch", "retry_max_ms"),
+            ("otlp", "queue_wait_ms"),
+            ("syslog", "frame_timeout"),
+            ("otlp", "header_timeout"),
+            ("service", "shutdown_timeout"),
+            ("retention", "interval"),
+        ] {
+            let text = format!("[{section}]\n{key} = 9223372036854775807\n");
+            let err = Config::from_toml_str(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("{section}.{key}")), "{text}: {err}");
+        }
+        for (section, key, value) in [
+            ("syslog", "max_connections", "0"),
+            ("syslog", "max_frame", "\"2GiB\""),
+            ("otlp", "max_concurrent_requests", "0"),
+            ("otlp", "max_message_bytes", "10"),
+            ("batch", "writers", "65"),
+            ("batch", "queue_bytes", "-1"),
+            ("storage", "chunk_size", "0"),
+            ("retention", "batch", "0"),
+        ] {
+            let text = format!("[{section}]\n{key} = {value}\n");
+            let err = Config::from_toml_str(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("{section}.{key}")), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        let c = Config::from_toml_str(
+            "[syslog]\nmax_frame = \"2MiB\"\nmax_pending_bytes = \"128MiB\"\n[batch]\nqueue_bytes = \"64MiB\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.syslog.max_frame, 2 << 20);
+        assert_eq!(c.syslog.max_pending_bytes, 128 << 20);
+        assert_eq!(c.batch.queue_bytes, 64 << 20);
     }
 
     #[test]

@@ -1,8 +1,43 @@
 //! The package's LOG_LEVEL / IGNORED_LOGGER_NAMES / IGNORED_LOGGER_PREFIXES /
 //! IGNORED_MESSAGE_SUBSTRINGS, applied to records before they take queue space.
 
-use crate::config::FilterConfig;
 use crate::record::{Level, Record};
+use crate::settings::{Problems, Section};
+use serde::Deserialize;
+
+/// `[filter]`: the package's LOG_LEVEL, IGNORED_LOGGER_* and IGNORED_MESSAGE_SUBSTRINGS.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilterConfig {
+    pub min_level: Level,
+    pub ignore_loggers: Vec<String>,
+    pub ignore_messages: Vec<String>,
+}
+
+impl Default for FilterConfig {
+    fn default() -> Self {
+        FilterConfig {
+            min_level: Level::Debug,
+            ignore_loggers: Vec::new(),
+            ignore_messages: Vec::new(),
+        }
+    }
+}
+
+impl Section for FilterConfig {
+    const NAME: &'static str = "filter";
+
+    fn check(&self, p: &mut Problems<'_>) {
+        for (key, list) in [
+            ("ignore_loggers", &self.ignore_loggers),
+            ("ignore_messages", &self.ignore_messages),
+        ] {
+            if list.iter().any(String::is_empty) {
+                p.key(key, "an empty entry would match everything; remove it");
+            }
+        }
+    }
+}
 
 /// Decides which records are stored.
 #[derive(Debug, Clone)]

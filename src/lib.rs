@@ -1,4 +1,4 @@
-//! log-panel-collector: syslog (and later OTLP) in, django-log-panel records out.
+//! log-panel-collector: syslog and OTLP in, django-log-panel records out.
 //!
 //! The pipeline, in module order: [`source`] turns bytes into [`record::Record`]s, the
 //! [`pipeline`] queues, batches and delivers them, and a [`storage::Backend`] writes each batch in
@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod record;
 pub mod retention;
 pub mod service;
+pub mod settings;
 pub mod source;
 pub mod stats;
 pub mod storage;

@@ -80,6 +80,13 @@ impl FromStr for Level {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One log event in the panel's shape, with the full message (chunking happens at batch time).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {

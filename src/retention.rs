@@ -9,11 +9,36 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// `[retention]`: keep `days` days (0: keep everything), check every `interval`, `batch` rows at once.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
     pub days: u32,
+    #[serde(with = "crate::settings::duration")]
     pub interval: Duration,
     pub batch: usize,
+}
+
+impl crate::settings::Section for RetentionConfig {
+    const NAME: &'static str = "retention";
+
+    fn check(&self, p: &mut crate::settings::Problems<'_>) {
+        if self.days > 36_500 {
+            p.key(
+                "days",
+                format!(
+                    "{} days is more than 100 years; use 0 to keep everything",
+                    self.days
+                ),
+            );
+        }
+        p.duration_range(
+            "interval",
+            self.interval,
+            Duration::from_secs(1),
+            crate::settings::MAX_DURATION,
+        );
+        p.range("batch", self.batch, 1, 1_000_000);
+    }
 }
 
 impl Default for RetentionConfig {

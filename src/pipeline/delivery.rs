@@ -3,8 +3,8 @@
 //! loses none. Queue bytes are released only after commit.
 
 use super::batch::{Batch, Layout};
+use super::config::BatchConfig;
 use super::queue::{Next, QueueReceiver};
-use crate::config::BatchConfig;
 use crate::live::Live;
 use crate::stats::Stats;
 use crate::storage::{Backend, StorageError};

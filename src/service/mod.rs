@@ -2,5 +2,6 @@
 //! and the metrics / health endpoints.
 
 pub mod activation;
+pub mod config;
 pub mod metrics;
 pub mod notify;

@@ -2,6 +2,7 @@
 //! rows, chunks and counter upserts). Chunking, aggregation, retries and batching live elsewhere
 //! (`pipeline`), written once for all of them.
 
+pub mod config;
 pub mod mongo;
 pub mod mysql;
 pub mod postgres;
@@ -158,10 +159,10 @@ impl AnyBackend {
 
     /// Opens the backend for the storage config (MongoDB also takes its connection settings).
     pub fn from_config(
-        cfg: &crate::config::StorageConfig,
+        cfg: &config::StorageConfig,
         writers: usize,
     ) -> Result<AnyBackend, StorageError> {
-        Self::open_with(&cfg.url, writers, &cfg.mongo)
+        Self::open_with(&cfg.url, writers, &cfg.mongo())
     }
 
     fn open_with(

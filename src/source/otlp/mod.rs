@@ -1,6 +1,7 @@
 //! OTLP logs over gRPC (`LogsService/Export`) and HTTP (`POST /v1/logs`, protobuf and JSON), with gzip.
 //! Both transports share [`export`]: map, filter, queue all records of a request or none.
 
+pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod map;

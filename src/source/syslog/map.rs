@@ -1,7 +1,7 @@
 //! Syslog fields to a panel [`Record`] (mapping.md, "Syslog").
 
 use super::parse::{Format, Parsed};
-use crate::config::{LoggerTemplate, TemplatePart};
+use super::template::{LoggerTemplate, TemplatePart};
 use crate::context::ContextLine;
 use crate::record::{Level, Record};
 use chrono::{DateTime, Utc};

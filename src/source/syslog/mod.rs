@@ -1,9 +1,11 @@
 //! Syslog over UDP and TCP: framing, parsing (RFC 5424 / RFC 3164 per message) and mapping.
 
+pub mod config;
 pub mod framing;
 pub mod map;
 pub mod parse;
 pub mod tcp;
+pub mod template;
 pub mod udp;
 
 use crate::stats::Stats;

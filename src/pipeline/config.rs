@@ -1,0 +1,71 @@
+//! `[batch]`: queue size, batch size and age, parallel writers, and the retry policy of delivery.
+
+use crate::settings::{self, Problems, Section};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Queue and batch sizes, and the retry policy of delivery.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchConfig {
+    pub max_records: usize,
+    #[serde(with = "settings::duration", alias = "max_delay_ms")]
+    pub max_delay: Duration,
+    /// Bytes of records held between the sources and the database commit.
+    #[serde(deserialize_with = "settings::bytes::deserialize")]
+    pub queue_bytes: usize,
+    /// Batches written at once (each on its own connection).
+    pub writers: usize,
+    #[serde(with = "settings::duration", alias = "retry_initial_ms")]
+    pub retry_initial: Duration,
+    #[serde(with = "settings::duration", alias = "retry_max_ms")]
+    pub retry_max: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_records: 5000,
+            max_delay: Duration::from_millis(200),
+            queue_bytes: 256 << 20,
+            writers: 2,
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Section for BatchConfig {
+    const NAME: &'static str = "batch";
+
+    fn check(&self, p: &mut Problems<'_>) {
+        p.range("max_records", self.max_records, 1, 1_000_000);
+        p.duration_range(
+            "max_delay",
+            self.max_delay,
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        );
+        if self.queue_bytes < 1 << 20 {
+            p.key("queue_bytes", "must be at least 1048576 (1 MiB)");
+        } else if self.queue_bytes > 1 << 40 {
+            p.key("queue_bytes", "must be at most 1 TiB");
+        }
+        p.range("writers", self.writers, 1, 64);
+        p.duration_range(
+            "retry_initial",
+            self.retry_initial,
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        );
+        p.duration_range(
+            "retry_max",
+            self.retry_max,
+            Duration::from_millis(1),
+            Duration::from_secs(86400),
+        );
+        if self.retry_initial > self.retry_max {
+            p.key("retry_initial", "must not be longer than retry_max");
+        }
+    }
+}
