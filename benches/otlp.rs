@@ -2,6 +2,7 @@
 //! and mapped to panel records, as the gRPC and HTTP listeners do per request.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use log_panel_collector::context::ContextLimits;
 use log_panel_collector::loadgen::request;
 use log_panel_collector::source::otlp::{decode_json, map};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -22,13 +23,27 @@ fn otlp(c: &mut Criterion) {
     g.bench_function("protobuf_1000_records", |b| {
         b.iter(|| {
             let r = ExportLogsServiceRequest::decode(black_box(proto.as_slice())).unwrap();
-            black_box(map::records(&r, now, true))
+            black_box(map::records(
+                &r,
+                now,
+                Some(ContextLimits {
+                    value: 4096,
+                    total: 16384,
+                }),
+            ))
         })
     });
     g.bench_function("json_1000_records", |b| {
         b.iter(|| {
             let r = decode_json(black_box(&json)).unwrap();
-            black_box(map::records(&r, now, true))
+            black_box(map::records(
+                &r,
+                now,
+                Some(ContextLimits {
+                    value: 4096,
+                    total: 16384,
+                }),
+            ))
         })
     });
     g.finish();

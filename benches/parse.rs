@@ -10,10 +10,9 @@
 
 use chrono_tz::Tz;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use log_panel_collector::config::LoggerTemplate;
+use log_panel_collector::config::{LoggerTemplate, SyslogConfig};
 use log_panel_collector::pipeline::batch::{Batch, Layout};
 use log_panel_collector::record::Record;
-use log_panel_collector::source::syslog::map::SyslogMapping;
 use log_panel_collector::source::syslog::{SyslogSettings, decode};
 use log_panel_collector::stats::Stats;
 use std::hint::black_box;
@@ -107,14 +106,11 @@ fn rfc5424_lines() -> Vec<String> {
 }
 
 fn settings() -> SyslogSettings {
-    SyslogSettings {
-        mapping: SyslogMapping {
-            logger_name: LoggerTemplate::parse("{app}").expect("template"),
-            context: true,
-        },
-        source_tz: Tz::UTC,
-        max_frame: 65536,
-    }
+    let config = SyslogConfig {
+        logger_name: LoggerTemplate::parse("{app}").expect("template"),
+        ..SyslogConfig::default()
+    };
+    SyslogSettings::new(&config, true)
 }
 
 fn peer() -> IpAddr {

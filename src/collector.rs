@@ -12,7 +12,6 @@ use crate::retention::RetentionConfig;
 use crate::service::activation::{Activated, Opened, Role};
 use crate::service::metrics::{self, Health, UpGuard};
 use crate::source::otlp::{self, OtlpSettings};
-use crate::source::syslog::map::SyslogMapping;
 use crate::source::syslog::{SyslogSettings, tcp, udp};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::storage::{AnyBackend, Backend, StorageError};
@@ -53,6 +52,10 @@ struct Ctx {
     syslog: Arc<Live<SyslogSettings>>,
     otlp: Arc<Live<OtlpSettings>>,
     health: Arc<Health>,
+    /// Bytes of unfinished syslog frames, across every TCP listener.
+    pending: Arc<tcp::Pending>,
+    /// Memory OTLP requests being decoded may take, both listeners.
+    decode: Arc<otlp::limits::DecodeBudget>,
 }
 
 struct Running {
@@ -100,22 +103,11 @@ pub struct Collector {
 }
 
 fn syslog_settings(cfg: &Config) -> SyslogSettings {
-    SyslogSettings {
-        mapping: SyslogMapping {
-            logger_name: cfg.syslog.logger_name.clone(),
-            context: cfg.storage.context,
-        },
-        source_tz: cfg.syslog.source_time_zone,
-        max_frame: cfg.syslog.max_frame,
-    }
+    SyslogSettings::new(&cfg.syslog, cfg.storage.context)
 }
 
 fn otlp_settings(cfg: &Config) -> OtlpSettings {
-    OtlpSettings {
-        max_message_bytes: cfg.otlp.max_message_bytes,
-        context: cfg.storage.context,
-        queue_wait: cfg.otlp.queue_wait,
-    }
+    OtlpSettings::new(&cfg.otlp, cfg.storage.context)
 }
 
 /// Every listener the config asks for.
@@ -187,19 +179,20 @@ fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Running> {
                 let _guard = guard;
                 match role {
                     Role::SyslogTcp => {
-                        tcp::serve(listener, ctx.intake.for_source("syslog", "tcp"), ctx.syslog)
-                            .await
+                        let intake = ctx.intake.for_source("syslog", "tcp");
+                        tcp::serve(listener, intake, ctx.syslog, ctx.pending).await
                     }
                     Role::OtlpGrpc => {
                         let svc = otlp::grpc::LogsService::new(
                             ctx.intake.for_source("otlp", "grpc"),
                             ctx.otlp,
+                            ctx.decode,
                         );
                         otlp::grpc::serve(listener, svc, shutdown).await
                     }
                     Role::OtlpHttp => {
                         let intake = ctx.intake.for_source("otlp", "http");
-                        otlp::http::serve(listener, intake, ctx.otlp, shutdown).await
+                        otlp::http::serve(listener, intake, ctx.otlp, ctx.decode, shutdown).await
                     }
                     Role::Metrics => metrics::serve(listener, ctx.health).await,
                     Role::SyslogUdp => unreachable!("a UDP role on a TCP socket"),
@@ -246,6 +239,8 @@ impl Collector {
             syslog: Live::new(syslog_settings(cfg)),
             otlp: Live::new(otlp_settings(cfg)),
             health: health.clone(),
+            pending: tcp::Pending::new(cfg.syslog.max_pending_bytes),
+            decode: otlp::limits::DecodeBudget::new(cfg.otlp.decode_budget),
         };
         // Open every socket before starting anything, so a bind error leaves nothing half started.
         let mut opened = Vec::new();
@@ -389,6 +384,13 @@ impl Collector {
         if new.batch.writers != old.batch.writers || new.batch.queue_bytes != old.batch.queue_bytes
         {
             kept.push("batch.writers and batch.queue_bytes changes need a restart".to_string());
+        }
+        if new.otlp.max_concurrent_requests != old.otlp.max_concurrent_requests
+            || new.otlp.decode_budget != old.otlp.decode_budget
+        {
+            kept.push(
+                "otlp.max_concurrent_requests and otlp.decode_budget changes apply to OTLP listeners started after them (restart, or move the listener)".to_string(),
+            );
         }
         if new.service.log_level != old.service.log_level {
             kept.push("service.log_level changes need a restart".to_string());

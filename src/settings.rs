@@ -227,18 +227,24 @@ pub mod addresses {
 
     /// Reads `"IP:PORT"` or `["IP:PORT", ...]`.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum List {
-            One(String),
-            Many(Vec<String>),
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Vec<String>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<String>, E> {
+                Ok(vec![v.to_string()])
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(out)
+            }
         }
-        let list = match List::deserialize(d)
-            .map_err(|_| de::Error::custom("expected an address string or an array of them"))?
-        {
-            List::One(s) => vec![s],
-            List::Many(v) => v,
-        };
+        let list = d.deserialize_any(V)?;
         list.iter().map(|s| parse_addr(s, "")).collect()
     }
 }

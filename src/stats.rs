@@ -22,6 +22,14 @@ pub struct SourceLabels {
     pub transport: &'static str,
 }
 
+/// Which limit refused or cut something (docs/security.md lists each).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// `syslog_connections`, `frame_timeout`, `pending_bytes`, `otlp_connections`,
+    /// `otlp_too_large`, `otlp_too_many_records`, `otlp_request_memory`, `otlp_timeout`.
+    pub limit: &'static str,
+}
+
 /// The pipeline's counters.
 #[derive(Debug)]
 pub struct Stats {
@@ -36,6 +44,8 @@ pub struct Stats {
     pub udp_dropped: Count,
     /// OTLP requests answered "unavailable, retry" (queue full).
     pub otlp_unavailable: Count,
+    /// Connections, frames and requests refused or cut by a configured limit, per limit.
+    pub limited: Family<LimitLabels, Count>,
     pub rows_written: Count,
     pub batches_written: Count,
     /// Failed storage operations (each is retried).
@@ -61,6 +71,7 @@ impl Default for Stats {
             filtered: Count::default(),
             udp_dropped: Count::default(),
             otlp_unavailable: Count::default(),
+            limited: Family::default(),
             rows_written: Count::default(),
             batches_written: Count::default(),
             write_errors: Count::default(),
@@ -100,6 +111,16 @@ impl Stats {
         self.received_by
             .get_or_create(&SourceLabels { source, transport })
             .clone()
+    }
+
+    /// Counts one refusal or cut by `limit`.
+    pub fn limit_hit(&self, limit: &'static str) {
+        self.limited.get_or_create(&LimitLabels { limit }).inc();
+    }
+
+    /// How often `limit` refused or cut something so far.
+    pub fn limit_count(&self, limit: &'static str) -> u64 {
+        self.limited.get_or_create(&LimitLabels { limit }).get()
     }
 
     /// Delivery is alive now.
@@ -170,6 +191,11 @@ impl Stats {
             "otlp_unavailable_requests",
             "OTLP requests answered unavailable (queue full)",
             self.otlp_unavailable.clone(),
+        );
+        r.register(
+            "limited",
+            "Connections, frames and requests refused or cut by a configured limit",
+            self.limited.clone(),
         );
         r.register(
             "rows_written",

@@ -1,6 +1,6 @@
 //! The one door from sources into the queue: sanitize, filter, count, queue.
 
-use super::queue::{PushAllError, PushError, QueueSender};
+use super::queue::{PushAllError, PushError, QueueSender, Reservation, ReserveError};
 use crate::filter::Filter;
 use crate::live::Live;
 use crate::record::Record;
@@ -28,6 +28,8 @@ pub struct Closed;
 pub enum SubmitAllError {
     #[error("the queue is full; retry later")]
     Full,
+    #[error("the request's records are more than the whole queue holds")]
+    TooLarge,
     #[error("the pipeline is shut down")]
     Closed,
 }
@@ -53,6 +55,11 @@ impl Intake {
 
     /// Counters for sources to bump.
     pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The counters, to keep beyond this intake.
+    pub fn stats_handle(&self) -> &Arc<Stats> {
         &self.stats
     }
 
@@ -106,6 +113,16 @@ impl Intake {
         }
     }
 
+    /// Starts taking in the records of one request (OTLP): each is filtered and takes its queue
+    /// bytes as it is mapped, so a request is never expanded past the room the queue has.
+    pub fn request(&self) -> RequestIntake {
+        RequestIntake {
+            intake: self.clone(),
+            reservation: self.queue.reservation(),
+            refused: 0,
+        }
+    }
+
     /// Queues a record if there is room now; a full queue drops it and counts the drop (UDP).
     pub fn offer(&self, record: Record) -> Result<(), Closed> {
         let Some(record) = self.prepare(record) else {
@@ -123,6 +140,65 @@ impl Intake {
                 Ok(())
             }
             Err(PushError::Closed(_)) => Err(Closed),
+        }
+    }
+}
+
+/// The records of one request on their way in: all are queued by [`RequestIntake::commit`], or none
+/// (dropping it gives their queue bytes back).
+pub struct RequestIntake {
+    intake: Intake,
+    reservation: Reservation,
+    refused: usize,
+}
+
+/// What [`RequestIntake::offer`] could not take now.
+pub enum Offer {
+    /// Taken (or refused by the filters).
+    Taken,
+    /// Its bytes are not free now: wait with [`RequestIntake::wait_for`].
+    Wait(Record),
+}
+
+impl RequestIntake {
+    /// Filters one record and takes its bytes if they are free now.
+    pub fn offer(&mut self, record: Record) -> Result<Offer, SubmitAllError> {
+        let Some(record) = self.intake.prepare(record) else {
+            self.refused += 1;
+            return Ok(Offer::Taken);
+        };
+        match self.reservation.try_add(record) {
+            Ok(None) => Ok(Offer::Taken),
+            Ok(Some(record)) => Ok(Offer::Wait(record)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Waits until `deadline` for the bytes of a record that [`RequestIntake::offer`] handed back.
+    pub async fn wait_for(
+        &mut self,
+        record: Record,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), SubmitAllError> {
+        self.reservation
+            .add(record, deadline)
+            .await
+            .map_err(SubmitAllError::from)
+    }
+
+    /// Queues every record taken; returns how many the filters refused.
+    pub fn commit(self) -> Result<usize, SubmitAllError> {
+        self.reservation.commit()?;
+        Ok(self.refused)
+    }
+}
+
+impl From<ReserveError> for SubmitAllError {
+    fn from(e: ReserveError) -> Self {
+        match e {
+            ReserveError::TooLarge => SubmitAllError::TooLarge,
+            ReserveError::Full => SubmitAllError::Full,
+            ReserveError::Closed => SubmitAllError::Closed,
         }
     }
 }

@@ -150,6 +150,17 @@ impl QueueSender {
         Ok(())
     }
 
+    /// An empty reservation: records join it one at a time, each taking its bytes of the queue as
+    /// it comes, and are queued together by [`Reservation::commit`] (OTLP: a request is expanded
+    /// only as far as the queue has room for it, never past the cap).
+    pub fn reservation(&self) -> Reservation {
+        Reservation {
+            tx: self.clone(),
+            items: Vec::new(),
+            taken: 0,
+        }
+    }
+
     fn send(&self, record: Record, weight: u32) -> Result<(), PushError> {
         self.shared.account(weight);
         self.tx.send(Queued { record, weight }).map_err(|e| {
@@ -171,6 +182,99 @@ impl QueueSender {
     /// A handle that reads the depth without keeping the queue open.
     pub fn depth_gauge(&self) -> QueueDepth {
         QueueDepth(self.shared.clone())
+    }
+}
+
+/// Why a record could not join a [`Reservation`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReserveError {
+    /// The reservation would hold more than the whole queue: it can never be queued.
+    #[error("more than the whole queue")]
+    TooLarge,
+    /// No room came before the deadline.
+    #[error("queue is full")]
+    Full,
+    #[error("queue is closed")]
+    Closed,
+}
+
+/// Records that hold queue bytes but are not queued yet; dropping it gives the bytes back.
+pub struct Reservation {
+    tx: QueueSender,
+    items: Vec<(Record, u32)>,
+    taken: u64,
+}
+
+impl Reservation {
+    /// Bytes taken so far.
+    pub fn bytes(&self) -> u64 {
+        self.taken
+    }
+
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when no record joined.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Adds a record if its bytes are free now (`Ok(None)`); hands it back when they are not
+    /// (`Ok(Some(record))`, to wait for with [`Reservation::add`]).
+    pub fn try_add(&mut self, record: Record) -> Result<Option<Record>, ReserveError> {
+        let weight = record.weight();
+        if self.taken + weight as u64 > self.tx.shared.cap as u64 {
+            return Err(ReserveError::TooLarge);
+        }
+        let weight = weight as u32;
+        match self.tx.shared.budget.try_acquire_many(weight) {
+            Ok(p) => p.forget(),
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Ok(Some(record)),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(ReserveError::Closed),
+        }
+        self.taken += weight as u64;
+        self.items.push((record, weight));
+        Ok(None)
+    }
+
+    /// Adds a record, waiting until `deadline` for its bytes.
+    pub async fn add(&mut self, record: Record, deadline: Instant) -> Result<(), ReserveError> {
+        let weight = record.weight();
+        if self.taken + weight as u64 > self.tx.shared.cap as u64 {
+            return Err(ReserveError::TooLarge);
+        }
+        let weight = weight as u32;
+        match tokio::time::timeout_at(deadline, self.tx.shared.budget.acquire_many(weight)).await {
+            Ok(Ok(p)) => p.forget(),
+            Ok(Err(_)) => return Err(ReserveError::Closed),
+            Err(_) => return Err(ReserveError::Full),
+        }
+        self.taken += weight as u64;
+        self.items.push((record, weight));
+        Ok(())
+    }
+
+    /// Queues every record held, in order.
+    pub fn commit(mut self) -> Result<(), ReserveError> {
+        for (record, weight) in std::mem::take(&mut self.items) {
+            self.taken -= weight as u64;
+            self.tx.shared.account(weight);
+            if self.tx.tx.send(Queued { record, weight }).is_err() {
+                self.tx.shared.budget.add_permits(weight as usize);
+                return Err(ReserveError::Closed);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.taken > 0 {
+            self.tx.shared.budget.add_permits(self.taken as usize);
+        }
     }
 }
 
@@ -323,6 +427,47 @@ mod tests {
         tx.push_all(vec![rec(3000), rec(3000)], Duration::from_millis(10))
             .await
             .unwrap();
+        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
+        assert_eq!(b.len(), 2);
+        t.release();
+        assert_eq!(tx.depth(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_reservation_takes_bytes_as_it_grows_and_gives_them_back_when_dropped() {
+        let (tx, mut rx) = bounded(8192);
+        let mut r = tx.reservation();
+        assert!(r.try_add(rec(2000)).unwrap().is_none());
+        assert!(r.try_add(rec(2000)).unwrap().is_none());
+        assert_eq!(r.len(), 2);
+        // The bytes are taken: a plain push must wait.
+        assert!(matches!(tx.try_push(rec(5000)), Err(PushError::Full(_))));
+        assert_eq!(
+            r.try_add(rec(7000)).unwrap_err(),
+            ReserveError::TooLarge,
+            "more than the whole queue"
+        );
+        let mut other = tx.reservation();
+        assert!(other.try_add(rec(4500)).unwrap().is_some(), "no room now");
+        drop(r);
+        tx.try_push(rec(5000)).unwrap();
+        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
+        assert_eq!(b.len(), 1);
+        t.release();
+        let mut r = tx.reservation();
+        assert!(r.try_add(rec(3000)).unwrap().is_none());
+        let held = tx.reservation();
+        drop(held);
+        let deadline = Instant::now() + Duration::from_millis(20);
+        r.add(rec(3000), deadline).await.unwrap();
+        let mut other = tx.reservation();
+        assert_eq!(
+            other
+                .add(rec(3000), Instant::now() + Duration::from_millis(20))
+                .await,
+            Err(ReserveError::Full)
+        );
+        r.commit().unwrap();
         let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
         assert_eq!(b.len(), 2);
         t.release();

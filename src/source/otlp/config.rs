@@ -36,6 +36,10 @@ pub struct OtlpConfig {
     /// disconnected.
     #[serde(with = "settings::duration")]
     pub keepalive: Duration,
+    /// Memory that requests being decoded may take together, both listeners (the decoded size is
+    /// known before decoding); a request needing more than all of it is refused.
+    #[serde(deserialize_with = "settings::bytes::deserialize")]
+    pub decode_budget: usize,
     /// Longest text kept of one attribute value in the context line; longer ones end in "…cut".
     #[serde(deserialize_with = "settings::bytes::deserialize")]
     pub max_attribute_bytes: usize,
@@ -52,11 +56,12 @@ impl Default for OtlpConfig {
             http: Some(local(4318)),
             max_message_bytes: 4 << 20,
             queue_wait: Duration::from_millis(1000),
-            max_concurrent_requests: 32,
+            max_concurrent_requests: 4,
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(60),
+            decode_budget: 32 << 20,
             max_attribute_bytes: 4096,
             max_context_bytes: 16384,
         }

@@ -2,14 +2,15 @@
 //! small tonic service with its own codec so that a malformed request is INVALID_ARGUMENT (the
 //! generated server would answer INTERNAL), as OTLP asks.
 
-use super::{ExportError, OtlpSettings, RETRY_AFTER_SECS, export};
+use super::limits::{self, Connections, Counted, DecodeBudget};
+use super::{Encoding, ExportError, OtlpSettings, RETRY_AFTER_SECS, export_body};
 use crate::live::Live;
 use crate::pipeline::intake::Intake;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
+use bytes::{Buf, Bytes};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use prost::Message;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 use tonic::codec::{
     Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
 };
@@ -26,7 +27,7 @@ struct ResponseEncoder;
 
 impl Codec for OtlpCodec {
     type Encode = ExportLogsServiceResponse;
-    type Decode = ExportLogsServiceRequest;
+    type Decode = Bytes;
     type Encoder = ResponseEncoder;
     type Decoder = RequestDecoder;
     fn encoder(&mut self) -> ResponseEncoder {
@@ -37,15 +38,13 @@ impl Codec for OtlpCodec {
     }
 }
 
+/// Hands the message over undecoded: [`export_body`] learns its decoded size first.
 impl Decoder for RequestDecoder {
-    type Item = ExportLogsServiceRequest;
+    type Item = Bytes;
     type Error = Status;
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        ExportLogsServiceRequest::decode(buf)
-            .map(Some)
-            .map_err(|e| {
-                Status::invalid_argument(format!("malformed ExportLogsServiceRequest: {e}"))
-            })
+        let n = buf.remaining();
+        Ok(Some(buf.copy_to_bytes(n)))
     }
 }
 
@@ -63,12 +62,27 @@ impl Encoder for ResponseEncoder {
 pub struct LogsService {
     intake: Intake,
     settings: Arc<Live<OtlpSettings>>,
+    budget: Arc<DecodeBudget>,
+    /// Requests handled at once on this listener (bodies being received included).
+    busy: Arc<Semaphore>,
 }
 
 impl LogsService {
-    /// A service feeding `intake`.
-    pub fn new(intake: Intake, settings: Arc<Live<OtlpSettings>>) -> Self {
-        LogsService { intake, settings }
+    /// A service feeding `intake`, decoding within `budget`.
+    pub fn new(
+        intake: Intake,
+        settings: Arc<Live<OtlpSettings>>,
+        budget: Arc<DecodeBudget>,
+    ) -> Self {
+        let busy = Arc::new(Semaphore::new(
+            settings.get().config.max_concurrent_requests,
+        ));
+        LogsService {
+            intake,
+            settings,
+            budget,
+            busy,
+        }
     }
 }
 
@@ -78,20 +92,33 @@ impl NamedService for LogsService {
 
 struct ExportCall(LogsService);
 
-impl UnaryService<ExportLogsServiceRequest> for ExportCall {
+impl UnaryService<Bytes> for ExportCall {
     type Response = ExportLogsServiceResponse;
     type Future = BoxFuture<tonic::Response<Self::Response>, Status>;
 
-    fn call(&mut self, request: tonic::Request<ExportLogsServiceRequest>) -> Self::Future {
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let svc = self.0.clone();
         Box::pin(async move {
-            match export(request.get_ref(), &svc.intake, &svc.settings.get()).await {
+            let settings = svc.settings.get();
+            let body = request.into_inner();
+            match export_body(
+                &body,
+                Encoding::Protobuf,
+                &svc.intake,
+                &settings,
+                &svc.budget,
+            )
+            .await
+            {
                 Ok(resp) => Ok(tonic::Response::new(resp)),
                 Err(ExportError::Invalid(m)) => Err(Status::invalid_argument(m)),
-                Err(e @ (ExportError::TooLarge(_) | ExportError::TooManyRecords(_))) => {
-                    Err(Status::resource_exhausted(e.to_string()))
-                }
-                Err(e @ ExportError::Unavailable) => {
+                Err(
+                    e @ (ExportError::TooLarge(_)
+                    | ExportError::TooManyRecords(_)
+                    | ExportError::TooExpensive(_)),
+                ) => Err(Status::resource_exhausted(e.to_string())),
+                Err(e @ ExportError::Timeout) => Err(Status::deadline_exceeded(e.to_string())),
+                Err(e @ (ExportError::Unavailable | ExportError::Busy)) => {
                     let mut s = Status::unavailable(e.to_string());
                     // Exporters honour RetryInfo-style hints only in details; the status code is what counts.
                     s.metadata_mut().insert(
@@ -128,24 +155,66 @@ where
             }
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
-            let max = svc.settings.get().max_message_bytes;
+            let cfg = svc.settings.get().config.clone();
+            let stats = svc.intake.stats_handle().clone();
+            // A turn first: the bodies received at once are at most max_concurrent_requests.
+            let Ok(Ok(_turn)) =
+                tokio::time::timeout(cfg.body_timeout, svc.busy.clone().acquire_owned()).await
+            else {
+                stats.limit_hit("otlp_concurrency");
+                let mut s = Status::unavailable("the collector is busy; retry later");
+                s.metadata_mut().insert(
+                    "retry-after",
+                    RETRY_AFTER_SECS.to_string().parse().expect("ascii"),
+                );
+                return Ok(s.into_http());
+            };
             let mut grpc = tonic::server::Grpc::new(OtlpCodec)
                 .apply_compression_config(accept, EnabledCompressionEncodings::default())
-                .apply_max_message_size_config(Some(max), None);
-            Ok(grpc.unary(ExportCall(svc), req).await)
+                .apply_max_message_size_config(Some(cfg.max_message_bytes), None);
+            // The body must arrive within body_timeout; handling it may then wait queue_wait.
+            let limit = cfg.body_timeout + cfg.queue_wait;
+            match tokio::time::timeout(limit, grpc.unary(ExportCall(svc), req)).await {
+                Ok(resp) => Ok(resp),
+                Err(_) => {
+                    stats.limit_hit("otlp_body_timeout");
+                    Ok(Status::deadline_exceeded(
+                        "the request did not arrive within the collector's body_timeout",
+                    )
+                    .into_http())
+                }
+            }
         })
     }
 }
 
 /// Serves gRPC on `listener` until `shutdown` completes, then closes every connection (GOAWAY) and
-/// waits for requests in flight, so no connection task keeps the queue open.
+/// waits for requests in flight, so no connection task keeps the queue open. At most
+/// `max_connections` are open, each with at most `max_concurrent_requests` streams, and a peer
+/// that stops answering keepalive pings is disconnected.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: LogsService,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let cfg = service.settings.get().config.clone();
+    let stats = Arc::clone(service.intake.stats_handle());
+    let open = Arc::new(Connections::default());
+    let settings = service.settings.clone();
+    let incoming = futures_util::stream::unfold(
+        (listener, open, stats, settings),
+        |(listener, open, stats, settings)| async move {
+            let max = settings.get().config.max_connections;
+            let next = limits::accept(&listener, &open, max, &stats, "otlp_connections")
+                .await
+                .map(|(stream, slot)| Counted::new(stream, slot));
+            Some((next, (listener, open, stats, settings)))
+        },
+    );
     if let Err(e) = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(cfg.max_concurrent_requests as u32))
+        .http2_keepalive_interval(Some(cfg.keepalive))
+        .http2_keepalive_timeout(Some(cfg.keepalive))
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

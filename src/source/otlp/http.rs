@@ -1,9 +1,10 @@
 //! OTLP/HTTP: `POST /v1/logs` with `application/x-protobuf` or `application/json`, optionally gzip.
 //! Answers in the request's content type: 200 with an ExportLogsServiceResponse (partial_success when
-//! filters refused records), 400 malformed, 413 too large, 415 other content types, 503 + Retry-After
-//! when the queue is full.
+//! filters refused records), 400 malformed, 408 a body that took longer than `body_timeout`, 413 too
+//! large, 415 other content types, 503 + Retry-After when the queue is full or the listener busy.
 
-use super::{ExportError, OtlpSettings, RETRY_AFTER_SECS, decode_json, export, gunzip};
+use super::limits::{self, Connections, Counted, DecodeBudget};
+use super::{Encoding, ExportError, OtlpSettings, RETRY_AFTER_SECS, export_body, gunzip};
 use crate::live::Live;
 use crate::pipeline::intake::Intake;
 use axum::body::{Body, to_bytes};
@@ -11,54 +12,84 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use prost::Message;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 #[derive(Clone)]
 struct AppState {
     intake: Intake,
     settings: Arc<Live<OtlpSettings>>,
+    budget: Arc<DecodeBudget>,
+    /// Requests handled at once on this listener.
+    busy: Arc<Semaphore>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Protobuf,
-    Json,
-}
-
-/// The HTTP router (exposed for tests and embedding).
-pub fn router(intake: Intake, settings: Arc<Live<OtlpSettings>>) -> axum::Router {
+fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/v1/logs", post(logs))
-        .with_state(AppState { intake, settings })
+        .with_state(state)
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes, then finishes the requests in flight.
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then lets the requests in flight
+/// finish. Each connection must send its headers within `header_timeout`; at most
+/// `max_connections` are open and `max_concurrent_requests` handled at once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     intake: Intake,
     settings: Arc<Live<OtlpSettings>>,
+    budget: Arc<DecodeBudget>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(e) = axum::serve(listener, router(intake, settings))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!("OTLP HTTP server stopped: {e}");
+    let cfg = settings.get().config.clone();
+    let state = AppState {
+        intake: intake.clone(),
+        settings: settings.clone(),
+        budget,
+        busy: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
+    };
+    let app = TowerToHyperService::new(router(state));
+    let graceful = GracefulShutdown::new();
+    let open = Arc::new(Connections::default());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let max = settings.get().config.max_connections;
+        let (stream, slot) = tokio::select! {
+            accepted = limits::accept(&listener, &open, max, intake.stats(), "otlp_connections") => match accepted {
+                Ok(x) => x,
+                Err(_) => continue,
+            },
+            _ = &mut shutdown => break,
+        };
+        let conn = http.serve_connection(TokioIo::new(Counted::new(stream, slot)), app.clone());
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("OTLP HTTP connection ended: {e}");
+            }
+        });
     }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// A google.rpc.Status body (code, message), in the request's encoding.
-fn status_body(kind: Kind, code: i32, message: &str) -> (HeaderValue, Vec<u8>) {
+fn status_body(kind: Encoding, code: i32, message: &str) -> (HeaderValue, Vec<u8>) {
     match kind {
-        Kind::Json => (
+        Encoding::Json => (
             HeaderValue::from_static("application/json"),
             serde_json::json!({"code": code, "message": message})
                 .to_string()
                 .into_bytes(),
         ),
-        Kind::Protobuf => {
+        Encoding::Protobuf => {
             #[derive(Clone, PartialEq, prost::Message)]
             struct RpcStatus {
                 #[prost(int32, tag = "1")]
@@ -78,13 +109,14 @@ fn status_body(kind: Kind, code: i32, message: &str) -> (HeaderValue, Vec<u8>) {
     }
 }
 
-fn error_response(kind: Kind, e: &ExportError) -> Response {
+fn error_response(kind: Encoding, e: &ExportError) -> Response {
     let (status, grpc_code) = match e {
         ExportError::Invalid(_) => (StatusCode::BAD_REQUEST, 3),
-        ExportError::TooLarge(_) | ExportError::TooManyRecords(_) => {
-            (StatusCode::PAYLOAD_TOO_LARGE, 8)
-        }
-        ExportError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, 14),
+        ExportError::TooLarge(_)
+        | ExportError::TooManyRecords(_)
+        | ExportError::TooExpensive(_) => (StatusCode::PAYLOAD_TOO_LARGE, 8),
+        ExportError::Unavailable | ExportError::Busy => (StatusCode::SERVICE_UNAVAILABLE, 14),
+        ExportError::Timeout => (StatusCode::REQUEST_TIMEOUT, 4),
     };
     let (ct, body) = status_body(kind, grpc_code, &e.to_string());
     let mut r = (status, [(header::CONTENT_TYPE, ct)], body).into_response();
@@ -106,8 +138,8 @@ async fn logs(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Res
         .trim()
         .to_ascii_lowercase();
     let kind = match ct.as_str() {
-        "application/x-protobuf" | "application/protobuf" => Kind::Protobuf,
-        "application/json" => Kind::Json,
+        "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
+        "application/json" => Encoding::Json,
         other => {
             let msg = format!(
                 "unsupported content type {other:?}: use application/x-protobuf or application/json"
@@ -123,14 +155,14 @@ async fn logs(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Res
     match handle(&st, &headers, kind, body).await {
         Ok(resp) => {
             let body = match kind {
-                Kind::Protobuf => resp.encode_to_vec(),
+                Encoding::Protobuf => resp.encode_to_vec(),
                 // An absent partial_success is omitted, as protobuf's JSON mapping does.
-                Kind::Json => match &resp.partial_success {
+                Encoding::Json => match &resp.partial_success {
                     None => b"{}".to_vec(),
                     Some(_) => serde_json::to_vec(&resp).unwrap_or_else(|_| b"{}".to_vec()),
                 },
             };
-            let ct = if kind == Kind::Json {
+            let ct = if kind == Encoding::Json {
                 "application/json"
             } else {
                 "application/x-protobuf"
@@ -144,15 +176,33 @@ async fn logs(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Res
 async fn handle(
     st: &AppState,
     headers: &HeaderMap,
-    kind: Kind,
+    kind: Encoding,
     body: Body,
 ) -> Result<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse, ExportError>
 {
     let settings = st.settings.get();
-    let limit = settings.max_message_bytes;
-    let raw = to_bytes(body, limit)
-        .await
-        .map_err(|_| ExportError::TooLarge(limit))?;
+    let stats = st.intake.stats();
+    // A turn first, so the bodies held at once are at most max_concurrent_requests of them.
+    let deadline = tokio::time::Instant::now() + settings.config.body_timeout;
+    let _turn = match tokio::time::timeout_at(deadline, st.busy.clone().acquire_owned()).await {
+        Ok(Ok(p)) => p,
+        _ => {
+            stats.limit_hit("otlp_concurrency");
+            return Err(ExportError::Busy);
+        }
+    };
+    let limit = settings.config.max_message_bytes;
+    let raw = match tokio::time::timeout_at(deadline, to_bytes(body, limit)).await {
+        Ok(Ok(raw)) => raw,
+        Ok(Err(_)) => {
+            stats.limit_hit("otlp_too_large");
+            return Err(ExportError::TooLarge(limit));
+        }
+        Err(_) => {
+            stats.limit_hit("otlp_body_timeout");
+            return Err(ExportError::Timeout);
+        }
+    };
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -160,7 +210,11 @@ async fn handle(
         .trim()
         .to_ascii_lowercase();
     let plain = match encoding.as_str() {
-        "gzip" => gunzip(&raw, limit)?,
+        "gzip" => gunzip(&raw, limit).inspect_err(|e| {
+            if matches!(e, ExportError::TooLarge(_)) {
+                stats.limit_hit("otlp_too_large");
+            }
+        })?,
         "identity" | "" => raw.to_vec(),
         other => {
             return Err(ExportError::Invalid(format!(
@@ -168,11 +222,6 @@ async fn handle(
             )));
         }
     };
-    let req = match kind {
-        Kind::Protobuf => ExportLogsServiceRequest::decode(plain.as_slice()).map_err(|e| {
-            ExportError::Invalid(format!("malformed ExportLogsServiceRequest: {e}"))
-        })?,
-        Kind::Json => decode_json(&plain)?,
-    };
-    export(&req, &st.intake, &settings).await
+    drop(raw);
+    export_body(&plain, kind, &st.intake, &settings, &st.budget).await
 }

@@ -1,12 +1,13 @@
 //! OTLP log records to panel [`Record`]s (mapping.md, "OTLP logs").
 
-use crate::context::ContextLine;
-use crate::record::{Level, Record};
+use crate::context::{ContextLimits, ContextLine, clip_bytes};
+use crate::record::{LOGGER_NAME_MAX, Level, Record, clip_chars};
 use chrono::{DateTime, TimeZone, Utc};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 
 /// Severity number (1-24) or, when unspecified, severity text, to a panel level.
 pub fn level(number: i32, text: &str) -> Level {
@@ -120,44 +121,92 @@ const USED: [&str; 8] = [
     "exception.message",
 ];
 
-/// Maps every log record of a request; `received` stands in for missing timestamps.
+/// Maps every log record of a request; `received` stands in for missing timestamps. With
+/// `context`, each message gets its context line, kept to those limits.
 pub fn records(
     req: &ExportLogsServiceRequest,
     received: DateTime<Utc>,
-    context: bool,
+    context: Option<ContextLimits>,
 ) -> Vec<Record> {
     let mut out = Vec::new();
+    let _ = each_record(req, received, context, 0, |r| {
+        out.push(r);
+        ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
+/// Like [`records`], one record at a time from the `start`th on, so the caller can account for each
+/// as it comes, stop, and go on later: a request is never expanded in full before its size is known.
+pub fn each_record<B>(
+    req: &ExportLogsServiceRequest,
+    received: DateTime<Utc>,
+    context: Option<ContextLimits>,
+    start: usize,
+    mut f: impl FnMut(Record) -> ControlFlow<B>,
+) -> ControlFlow<B> {
+    let mut skip = start;
     for rl in &req.resource_logs {
+        let in_resource: usize = rl.scope_logs.iter().map(|s| s.log_records.len()).sum();
+        if skip >= in_resource {
+            skip -= in_resource;
+            continue;
+        }
         let resource: &[KeyValue] = rl
             .resource
             .as_ref()
             .map(|r| &r.attributes[..])
             .unwrap_or(&[]);
-        let service = attr(resource, &["service.name"]).map(value_text);
+        // Resource attributes are the same for every record of the resource: rendered (and cut to
+        // the limits) once.
+        let shared = context.map(|limits| {
+            let mut line = ContextLine::limited(limits);
+            for kv in resource {
+                if let Some(v) = &kv.value {
+                    line.push(&kv.key, Some(&value_text_clipped(v, limits.value)));
+                }
+            }
+            line
+        });
+        let service =
+            attr(resource, &["service.name"]).map(|v| value_text_clipped(v, LOGGER_NAME_MAX * 4));
         for sl in &rl.scope_logs {
+            if skip >= sl.log_records.len() {
+                skip -= sl.log_records.len();
+                continue;
+            }
             let scope = sl
                 .scope
                 .as_ref()
                 .map(|s| s.name.as_str())
                 .filter(|n| !n.is_empty());
-            let logger_name = scope
-                .map(str::to_string)
+            let mut logger_name = scope
+                .map(|s| clip_bytes(s, LOGGER_NAME_MAX * 4).to_string())
                 .or_else(|| service.clone().filter(|s| !s.is_empty()))
                 .unwrap_or_else(|| "otlp".to_string());
-            for lr in &sl.log_records {
-                out.push(record(lr, &logger_name, resource, received, context));
+            clip_chars(&mut logger_name, LOGGER_NAME_MAX);
+            for lr in &sl.log_records[std::mem::take(&mut skip)..] {
+                let ctx = context.zip(shared.as_ref());
+                f(record(lr, &logger_name, received, ctx))?;
             }
         }
     }
-    out
+    ControlFlow::Continue(())
+}
+
+/// [`value_text`], cut to about `max` bytes without rendering more than that of a long string.
+fn value_text_clipped(v: &AnyValue, max: usize) -> String {
+    match &v.value {
+        Some(Value::StringValue(s)) => clip_bytes(s, max.saturating_add(1)).to_string(),
+        _ => value_text(v),
+    }
 }
 
 fn record(
     lr: &LogRecord,
     logger_name: &str,
-    resource: &[KeyValue],
     received: DateTime<Utc>,
-    context: bool,
+    context: Option<(ContextLimits, &ContextLine)>,
 ) -> Record {
     let attrs = &lr.attributes[..];
     let pathname = attr(attrs, &["code.file.path", "code.filepath"])
@@ -199,17 +248,15 @@ fn record(
             (None, None) => {}
         }
     }
-    if context {
-        let mut ctx = ContextLine::new();
+    if let Some((limits, shared)) = context {
+        let mut ctx = ContextLine::limited(limits);
         ctx.push("trace_id", hex(&lr.trace_id).as_deref())
             .push("span_id", hex(&lr.span_id).as_deref())
-            .push("event", Some(lr.event_name.as_str()));
-        for kv in resource
-            .iter()
-            .chain(attrs.iter().filter(|a| !USED.contains(&a.key.as_str())))
-        {
+            .push("event", Some(lr.event_name.as_str()))
+            .push_rendered(shared);
+        for kv in attrs.iter().filter(|a| !USED.contains(&a.key.as_str())) {
             if let Some(v) = &kv.value {
-                ctx.push(&kv.key, Some(&value_text(v)));
+                ctx.push(&kv.key, Some(&value_text_clipped(v, limits.value)));
             }
         }
         ctx.append_to(&mut message, true);
@@ -307,7 +354,11 @@ mod tests {
             span_id: vec![0xcd; 8],
             ..Default::default()
         };
-        let r = &records(&request("app.views", Some("shop"), lr), Utc::now(), true)[0];
+        let r = &records(
+            &request("app.views", Some("shop"), lr),
+            Utc::now(),
+            Some(ContextLimits::NONE),
+        )[0];
         assert_eq!(r.logger_name, "app.views");
         assert_eq!(r.level, Level::Error);
         assert_eq!(r.pathname, "/srv/app/views.py");
@@ -354,13 +405,13 @@ mod tests {
             attributes: vec![kv("code.namespace", s("pkg.mod"))],
             ..Default::default()
         };
-        let r = &records(&request("", Some("svc"), lr.clone()), Utc::now(), false)[0];
+        let r = &records(&request("", Some("svc"), lr.clone()), Utc::now(), None)[0];
         assert_eq!(r.logger_name, "svc");
         assert_eq!(r.module, "pkg.mod");
         assert_eq!(r.message, r#"{"a":1,"b":["x\"y"]}"#);
         assert_eq!(r.timestamp.timestamp(), 5);
         assert_eq!(r.level, Level::Info);
-        let r = &records(&request("", None, lr), Utc::now(), false)[0];
+        let r = &records(&request("", None, lr), Utc::now(), None)[0];
         assert_eq!(r.logger_name, "otlp");
     }
 }

@@ -2,27 +2,49 @@
 //! Both transports share [`export`]: map, filter, queue all records of a request or none.
 
 pub mod config;
+pub mod cost;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 pub mod map;
 
-use crate::pipeline::intake::{Intake, SubmitAllError};
+use crate::context::ContextLimits;
+use crate::pipeline::intake::{Intake, Offer, SubmitAllError};
 use chrono::Utc;
+use config::OtlpConfig;
+use limits::{DecodeBudget, ShareError};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use prost::Message;
 use std::io::Read;
-use std::time::Duration;
+use std::ops::ControlFlow;
+use std::sync::Arc;
 
-/// What both OTLP listeners need.
+/// What both OTLP listeners read per request: the `[otlp]` section, and whether the context line
+/// is stored (`[storage] context`).
 #[derive(Debug, Clone)]
 pub struct OtlpSettings {
-    /// Largest request body (after decompression).
-    pub max_message_bytes: usize,
-    /// Append trace/span ids and attributes as the context line.
+    pub config: OtlpConfig,
     pub context: bool,
-    /// How long a request may wait for queue room before it is answered "unavailable, retry".
-    pub queue_wait: Duration,
+}
+
+impl OtlpSettings {
+    /// The settings for `config`, with the context line on or off.
+    pub fn new(config: &OtlpConfig, context: bool) -> Self {
+        OtlpSettings {
+            config: config.clone(),
+            context,
+        }
+    }
+
+    /// How long each record's context line may grow, when it is stored.
+    pub fn context_limits(&self) -> Option<ContextLimits> {
+        self.context.then_some(ContextLimits {
+            value: self.config.max_attribute_bytes,
+            total: self.config.max_context_bytes,
+        })
+    }
 }
 
 /// Why an export was not accepted; each maps to the status the OTLP specification asks for.
@@ -39,22 +61,79 @@ pub enum ExportError {
         "{0} log records in one request are more than the collector's queue holds; send smaller batches"
     )]
     TooManyRecords(usize),
+    /// Decoding would take more memory than the whole decode budget (HTTP 413, gRPC
+    /// RESOURCE_EXHAUSTED).
+    #[error(
+        "decoding this request would take {0} bytes, more than the collector's decode_budget; send smaller batches"
+    )]
+    TooExpensive(usize),
     /// Queue full or shutting down: retryable (HTTP 503 + Retry-After, gRPC UNAVAILABLE).
     #[error("the collector's queue is full (storage is slow or down); retry later")]
     Unavailable,
+    /// The body did not arrive within `body_timeout` (HTTP 408, gRPC DEADLINE_EXCEEDED).
+    #[error("the request body did not arrive within the collector's body_timeout")]
+    Timeout,
+    /// Other requests hold the decode budget: retryable (HTTP 503, gRPC UNAVAILABLE).
+    #[error("the collector is busy decoding other requests; retry later")]
+    Busy,
 }
 
 /// Seconds an exporter is asked to wait before retrying.
 pub const RETRY_AFTER_SECS: u64 = 2;
 
-/// Maps and queues the records of one request.
+/// How a request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+/// Decodes, maps and queues one request body (already decompressed). Its decoded size is known
+/// before decoding and taken from `budget`; its records take their queue bytes as they are mapped.
+pub async fn export_body(
+    body: &[u8],
+    encoding: Encoding,
+    intake: &Intake,
+    settings: &OtlpSettings,
+    budget: &DecodeBudget,
+) -> Result<ExportLogsServiceResponse, ExportError> {
+    let cost = match encoding {
+        Encoding::Protobuf => {
+            cost::protobuf(body).map_err(|e| ExportError::Invalid(e.to_string()))?
+        }
+        Encoding::Json => cost::json(body),
+    };
+    let stats = intake.stats();
+    let deadline = tokio::time::Instant::now() + settings.config.queue_wait;
+    let _share = match budget.take(cost.bytes, deadline).await {
+        Ok(s) => s,
+        Err(ShareError::TooLarge) => {
+            stats.limit_hit("otlp_decode_budget");
+            return Err(ExportError::TooExpensive(cost.bytes));
+        }
+        Err(ShareError::Busy) => {
+            stats.limit_hit("otlp_decode_busy");
+            return Err(ExportError::Busy);
+        }
+    };
+    let req = match encoding {
+        Encoding::Protobuf => ExportLogsServiceRequest::decode(body).map_err(|e| {
+            ExportError::Invalid(format!("malformed ExportLogsServiceRequest: {e}"))
+        })?,
+        Encoding::Json => decode_json(body)?,
+    };
+    export(&req, intake, settings).await
+}
+
+/// Maps and queues the records of one request: all of them or none, each taking its queue bytes as
+/// it is mapped (waiting up to `queue_wait` for room), so a request is never expanded past the
+/// room the queue has, nor accepted when it could never fit.
 pub async fn export(
     req: &ExportLogsServiceRequest,
     intake: &Intake,
     settings: &OtlpSettings,
 ) -> Result<ExportLogsServiceResponse, ExportError> {
-    // A request of many tiny records would hold far more memory as records than as bytes: refuse one
-    // that could not fit the queue even when empty, before mapping it.
+    let stats = intake.stats();
     let count: usize = req
         .resource_logs
         .iter()
@@ -62,24 +141,63 @@ pub async fn export(
         .map(|s| s.log_records.len())
         .sum();
     if count.saturating_mul(crate::record::MIN_WEIGHT) > intake.queue().capacity() {
+        stats.limit_hit("otlp_too_many_records");
         return Err(ExportError::TooManyRecords(count));
     }
-    let records = map::records(req, Utc::now(), settings.context);
-    match intake.submit_all(records, settings.queue_wait).await {
-        Ok(0) => Ok(ExportLogsServiceResponse::default()),
-        Ok(refused) => Ok(ExportLogsServiceResponse {
-            partial_success: Some(ExportLogsPartialSuccess {
-                rejected_log_records: refused as i64,
-                error_message: format!(
-                    "{refused} log record(s) refused by the collector's filters (min_level, ignore_loggers, ignore_messages)"
-                ),
-            }),
-        }),
-        Err(SubmitAllError::Full | SubmitAllError::Closed) => {
-            crate::stats::Stats::inc(&intake.stats().otlp_unavailable);
-            Err(ExportError::Unavailable)
+    let deadline = tokio::time::Instant::now() + settings.config.queue_wait;
+    let received = Utc::now();
+    let limits = settings.context_limits();
+    let mut taking = intake.request();
+    let mut start = 0;
+    let outcome: Result<(), SubmitAllError> = loop {
+        // Map until a record's bytes are not free; wait for them, then go on after it.
+        let mut index = start;
+        let flow = map::each_record(req, received, limits, start, |r| {
+            index += 1;
+            match taking.offer(r) {
+                Ok(Offer::Taken) => ControlFlow::Continue(()),
+                Ok(Offer::Wait(r)) => ControlFlow::Break(Ok(r)),
+                Err(e) => ControlFlow::Break(Err(e)),
+            }
+        });
+        match flow {
+            ControlFlow::Continue(()) => break Ok(()),
+            ControlFlow::Break(Err(e)) => break Err(e),
+            ControlFlow::Break(Ok(waiting)) => {
+                if let Err(e) = taking.wait_for(waiting, deadline).await {
+                    break Err(e);
+                }
+                start = index;
+            }
         }
+    };
+    let refused = match outcome.and_then(|()| taking.commit()) {
+        Ok(refused) => refused,
+        Err(SubmitAllError::TooLarge) => {
+            stats.limit_hit("otlp_too_many_records");
+            return Err(ExportError::TooManyRecords(count));
+        }
+        Err(SubmitAllError::Full | SubmitAllError::Closed) => {
+            crate::stats::Stats::inc(&stats.otlp_unavailable);
+            return Err(ExportError::Unavailable);
+        }
+    };
+    if refused == 0 {
+        return Ok(ExportLogsServiceResponse::default());
     }
+    Ok(ExportLogsServiceResponse {
+        partial_success: Some(ExportLogsPartialSuccess {
+            rejected_log_records: refused as i64,
+            error_message: format!(
+                "{refused} log record(s) refused by the collector's filters (min_level, ignore_loggers, ignore_messages)"
+            ),
+        }),
+    })
+}
+
+/// A budget for tests and tools that call [`export_body`] outside a collector.
+pub fn default_budget() -> Arc<DecodeBudget> {
+    DecodeBudget::new(OtlpConfig::default().decode_budget)
 }
 
 /// Decompresses a gzip body, refusing to inflate past `limit` bytes.
@@ -159,7 +277,7 @@ mod tests {
              "attributes":[{"key":"code.lineno","value":{"intValue":"12"}}]},
             {"timeUnixNano":1764244800000000001,"severityNumber":17,"body":{"intValue":5}}]}]}]}"#;
         let req = decode_json(body).unwrap();
-        let recs = map::records(&req, Utc::now(), true);
+        let recs = map::records(&req, Utc::now(), Some(ContextLimits::NONE));
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].level, crate::record::Level::Warning);
         assert_eq!(recs[0].line_number, 12);

@@ -30,6 +30,8 @@ pub struct Framer {
     /// Bytes at the start of `buf` already searched for a delimiter (a long line arriving in small
     /// pieces is then scanned once, not once per piece).
     scanned: usize,
+    /// Frame ends passed so far (complete frames, and ends of skipped oversized ones).
+    boundaries: u64,
 }
 
 fn is_delimiter(b: u8) -> bool {
@@ -40,10 +42,11 @@ impl Framer {
     /// A framer that cuts frames at `max_frame` bytes.
     pub fn new(max_frame: usize) -> Self {
         Framer {
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::new(),
             max_frame,
             skip: Skip::None,
             scanned: 0,
+            boundaries: 0,
         }
     }
 
@@ -57,8 +60,48 @@ impl Framer {
         let frame = self.next_frame_inner();
         if frame.is_some() {
             self.scanned = 0;
+            self.boundaries += 1;
         }
         frame
+    }
+
+    /// True while a frame has begun and not ended (bytes held, or the rest of a cut frame still to
+    /// skip): the time a sender may take for it is limited, idle time between frames is not.
+    pub fn in_frame(&self) -> bool {
+        !self.buf.is_empty() || self.skip != Skip::None
+    }
+
+    /// How many frame ends were passed so far; a change means the unfinished frame is a new one.
+    pub fn boundaries(&self) -> u64 {
+        self.boundaries
+    }
+
+    /// Memory the unfinished frame holds.
+    pub fn held(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Gives memory back once nothing is held, so an idle connection costs almost nothing.
+    pub fn shrink(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
+            self.scanned = 0;
+        }
+    }
+
+    /// Ends the unfinished frame now (a sender too slow, or too much held): what arrived of it, as
+    /// a cut frame. Nothing when the bytes of a cut frame were being skipped (that frame was stored).
+    pub fn cut(&mut self) -> Option<Frame> {
+        let skipping = self.skip != Skip::None;
+        self.skip = Skip::None;
+        self.scanned = 0;
+        let data = self.buf.split().freeze();
+        self.shrink();
+        // An octet count header alone carries no message.
+        (!skipping && !data.is_empty()).then_some(Frame {
+            data,
+            truncated: true,
+        })
     }
 
     fn next_frame_inner(&mut self) -> Option<Frame> {
@@ -74,11 +117,13 @@ impl Framer {
                     return None;
                 }
                 self.skip = Skip::None;
+                self.boundaries += 1;
             }
             Skip::ToDelimiter => match self.buf.iter().position(|&b| is_delimiter(b)) {
                 Some(p) => {
                     self.buf.advance(p + 1);
                     self.skip = Skip::None;
+                    self.boundaries += 1;
                 }
                 None => {
                     self.buf.clear();
@@ -292,6 +337,30 @@ mod tests {
             got,
             [format!("<13>{}", "z".repeat(300)), "<13>next".to_string()]
         );
+    }
+
+    #[test]
+    fn an_unfinished_frame_is_cut_on_demand_and_memory_given_back() {
+        let mut f = Framer::new(1000);
+        assert!(!f.in_frame());
+        f.buffer().extend_from_slice(b"<13>done\n<13>half");
+        assert_eq!(f.next_frame().unwrap().data.as_ref(), b"<13>done");
+        assert_eq!(f.boundaries(), 1);
+        assert!(f.next_frame().is_none());
+        assert!(f.in_frame());
+        assert!(f.held() > 0);
+        let cut = f.cut().unwrap();
+        assert_eq!((cut.data.as_ref(), cut.truncated), (&b"<13>half"[..], true));
+        assert!(!f.in_frame());
+        assert_eq!(f.held(), 0);
+        // While the rest of an oversized frame is skipped, the frame is still unfinished.
+        let mut f = Framer::new(16);
+        f.buffer().extend_from_slice(&[b'y'; 40]);
+        assert!(f.next_frame().unwrap().truncated);
+        assert!(f.next_frame().is_none());
+        assert!(f.in_frame());
+        assert!(f.cut().is_none(), "the cut part was stored already");
+        assert!(!f.in_frame());
     }
 
     #[test]

@@ -10,16 +10,28 @@ pub mod udp;
 
 use crate::stats::Stats;
 use chrono::Utc;
-use chrono_tz::Tz;
 use map::SyslogMapping;
 use std::net::IpAddr;
 
-/// Everything a listener needs to turn a message into a record.
+/// What listeners read per message: the `[syslog]` section and the mapping it implies (the logger
+/// template, and whether the context line is stored, which `[storage] context` says).
 #[derive(Debug, Clone)]
 pub struct SyslogSettings {
+    pub config: config::SyslogConfig,
     pub mapping: SyslogMapping,
-    pub source_tz: Tz,
-    pub max_frame: usize,
+}
+
+impl SyslogSettings {
+    /// The settings for `config`, with the context line on or off.
+    pub fn new(config: &config::SyslogConfig, context: bool) -> Self {
+        SyslogSettings {
+            mapping: SyslogMapping {
+                logger_name: config.logger_name.clone(),
+                context,
+            },
+            config: config.clone(),
+        }
+    }
 }
 
 /// Parses and maps one message (bytes as received; invalid UTF-8 is replaced, not rejected).
@@ -35,7 +47,7 @@ pub fn decode(
         Err(_) => String::from_utf8_lossy(bytes),
     };
     let now = Utc::now();
-    let parsed = parse::parse(&text, now, settings.source_tz);
+    let parsed = parse::parse(&text, now, settings.config.source_time_zone);
     if parsed.format == parse::Format::Raw {
         Stats::inc(&stats.parse_failures);
     }

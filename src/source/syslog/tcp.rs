@@ -1,26 +1,79 @@
 //! Syslog over TCP: many connections, RFC 6587 framing per frame. When the queue is full a
 //! connection stops reading (the sender sees TCP backpressure) instead of losing messages.
+//!
+//! A listener is safe to expose (docs/security.md): at most `max_connections` are open (one more is
+//! closed at once); an idle connection holds no buffer; a frame that was started must end within
+//! `frame_timeout` (else what arrived is stored as a cut frame and the connection closed); and the
+//! bytes all connections hold stay under `max_pending_bytes` (connections wait to read past it).
 
-use super::framing::Framer;
+use super::framing::{Frame, Framer};
 use super::{SyslogSettings, decode};
 use crate::live::Live;
 use crate::pipeline::intake::Intake;
 use crate::stats::Stats;
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Bytes that syslog connections hold (unfinished frames, and frames on their way into the queue),
+/// across every TCP listener: a connection takes a read's worth before reading, so the total never
+/// passes `max_pending_bytes`; when it is taken, connections wait (their bytes stay in the kernel).
+#[derive(Debug)]
+pub struct Pending {
+    budget: Semaphore,
+}
+
+impl Pending {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Arc<Pending> {
+        Arc::new(Pending {
+            budget: Semaphore::new(bytes.min(Semaphore::MAX_PERMITS)),
+        })
+    }
+}
+
+/// Size of one socket read. The buffer is per worker thread, so an idle connection holds none.
+const READ_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_SIZE]);
+}
 
 /// Accepts connections until cancelled; cancelling also ends the connections it started.
-pub async fn serve(listener: TcpListener, intake: Intake, settings: Arc<Live<SyslogSettings>>) {
+pub async fn serve(
+    listener: TcpListener,
+    intake: Intake,
+    settings: Arc<Live<SyslogSettings>>,
+    pending: Arc<Pending>,
+) {
     let mut conns = JoinSet::new();
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let max = settings.get().config.max_connections;
+                    if open.load(Ordering::Relaxed) >= max {
+                        // Closed at once: queueing it would hold memory for a sender we cannot serve.
+                        intake.stats().limit_hit("syslog_connections");
+                        if intake.stats().limit_count("syslog_connections").is_power_of_two() {
+                            tracing::warn!(%peer, "syslog TCP: {max} connections are open (max_connections); closing new ones");
+                        }
+                        drop(stream);
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(connection(stream, peer, intake.clone(), settings.clone()));
+                    let slot = Slot::take(&open);
+                    let (intake, settings, pending) = (intake.clone(), settings.clone(), pending.clone());
+                    conns.spawn(async move {
+                        let _slot = slot;
+                        connection(stream, peer, intake, settings, pending).await
+                    });
                 }
                 Err(e) => {
                     // EMFILE and friends: wait a little instead of spinning.
@@ -33,40 +86,163 @@ pub async fn serve(listener: TcpListener, intake: Intake, settings: Arc<Live<Sys
     }
 }
 
+/// One open connection, counted until dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(open: &Arc<AtomicUsize>) -> Slot {
+        open.fetch_add(1, Ordering::Relaxed);
+        Slot(open.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// This connection's share of [`Pending`], given back when the connection ends.
+struct Charge<'a> {
+    pending: &'a Pending,
+    bytes: usize,
+}
+
+impl Charge<'_> {
+    /// Takes a read's worth more, waiting until `deadline` (when given); false when it passed.
+    async fn take_read(&mut self, deadline: Option<Instant>, stats: &Stats) -> bool {
+        let n = READ_SIZE as u32;
+        let permit = match self.pending.budget.try_acquire_many(n) {
+            Ok(p) => p,
+            Err(_) => {
+                stats.limit_hit("pending_bytes");
+                let wait = self.pending.budget.acquire_many(n);
+                let got = match deadline {
+                    Some(d) => tokio::time::timeout_at(d, wait).await.ok(),
+                    None => Some(wait.await),
+                };
+                match got {
+                    Some(Ok(p)) => p,
+                    _ => return false,
+                }
+            }
+        };
+        permit.forget();
+        self.bytes += READ_SIZE;
+        true
+    }
+
+    /// Keeps only `bytes` of what was taken.
+    fn keep(&mut self, bytes: usize) {
+        if bytes < self.bytes {
+            self.pending.budget.add_permits(self.bytes - bytes);
+            self.bytes = bytes;
+        }
+    }
+}
+
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        self.pending.budget.add_permits(self.bytes);
+    }
+}
+
+/// Why a connection stops.
+enum End {
+    /// The peer closed (or the socket failed): what is left is its last frame.
+    Closed,
+    /// A limit cut the unfinished frame.
+    Cut(&'static str),
+}
+
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     intake: Intake,
     live: Arc<Live<SyslogSettings>>,
+    pending: Arc<Pending>,
 ) {
-    let mut framer = Framer::new(live.get().max_frame);
-    loop {
-        let buf = framer.buffer();
-        buf.reserve(64 * 1024);
-        let n = match stream.read_buf(buf).await {
-            Ok(n) => n,
+    let mut framer = Framer::new(live.get().config.max_frame);
+    let mut charge = Charge {
+        pending: &pending,
+        bytes: 0,
+    };
+    // The charge is given back only after the last frame is queued (below).
+    // When the unfinished frame began, and which frame that was.
+    let mut began: Option<(Instant, u64)> = None;
+    let end = loop {
+        let timeout = live.get().config.frame_timeout;
+        let deadline = began.map(|(t, _)| t + timeout);
+        let ready = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, stream.readable()).await {
+                Ok(r) => r,
+                Err(_) => break End::Cut("frame_timeout"),
+            },
+            None => stream.readable().await,
+        };
+        if ready.is_err() {
+            break End::Closed;
+        }
+        // Room for what this read may bring, before reading it.
+        if !charge.take_read(deadline, intake.stats()).await {
+            break End::Cut("frame_timeout");
+        }
+        let read = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let n = stream.try_read(&mut scratch[..])?;
+            framer.buffer().extend_from_slice(&scratch[..n]);
+            Ok::<usize, std::io::Error>(n)
+        });
+        match read {
+            Ok(0) => break End::Closed,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                charge.keep(framer.buffer().len());
+                continue;
+            }
             Err(e) => {
                 tracing::debug!(%peer, "TCP read failed: {e}");
-                0
+                break End::Closed;
             }
-        };
-        let settings = live.get();
-        if n == 0 {
-            if let Some(frame) = framer.finish() {
-                let _ = intake
-                    .submit(decode(&frame.data, peer.ip(), &settings, intake.stats()))
-                    .await;
-            }
-            return;
         }
+        let settings = live.get();
         while let Some(frame) = framer.next_frame() {
-            if frame.truncated {
-                Stats::inc(&intake.stats().truncated);
-            }
-            let record = decode(&frame.data, peer.ip(), &settings, intake.stats());
-            if intake.submit(record).await.is_err() {
+            if submit(&intake, frame, peer, &settings).await.is_err() {
                 return;
             }
         }
+        framer.shrink();
+        began = match (framer.in_frame(), began) {
+            (false, _) => None,
+            (true, Some((t, b))) if b == framer.boundaries() => Some((t, b)),
+            (true, _) => Some((Instant::now(), framer.boundaries())),
+        };
+        charge.keep(framer.buffer().len());
+    };
+    let settings = live.get();
+    let last = match end {
+        End::Closed => framer.finish(),
+        End::Cut(limit) => {
+            intake.stats().limit_hit(limit);
+            tracing::debug!(%peer, "syslog TCP: unfinished frame cut by {limit}; closing the connection");
+            framer.cut()
+        }
+    };
+    if let Some(frame) = last {
+        let _ = submit(&intake, frame, peer, &settings).await;
     }
+    drop(charge);
+}
+
+async fn submit(
+    intake: &Intake,
+    frame: Frame,
+    peer: SocketAddr,
+    settings: &SyslogSettings,
+) -> Result<(), crate::pipeline::intake::Closed> {
+    if frame.truncated {
+        Stats::inc(&intake.stats().truncated);
+    }
+    let record = decode(&frame.data, peer.ip(), settings, intake.stats());
+    intake.submit(record).await
 }

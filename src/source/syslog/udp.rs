@@ -40,8 +40,9 @@ pub async fn serve(socket: UdpSocket, intake: Intake, settings: Arc<Live<SyslogS
         while let [rest @ .., b'\n' | b'\0' | b'\r'] = data {
             data = rest;
         }
-        if n > settings.max_frame {
-            data = &data[..data.len().min(settings.max_frame)];
+        let max_frame = settings.config.max_frame;
+        if n > max_frame {
+            data = &data[..data.len().min(max_frame)];
             crate::stats::Stats::inc(&intake.stats().truncated);
         }
         let record = decode(data, peer.ip(), &settings, intake.stats());
