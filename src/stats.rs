@@ -44,6 +44,18 @@ pub struct Stats {
     pub retries: Count,
     /// Seconds per batch write attempt.
     pub write_seconds: Histogram,
+    /// Damaged places in spool segments skipped on replay (torn tails, flipped bytes).
+    pub spool_cut_records: Count,
+    /// Bytes skipped with them.
+    pub spool_cut_bytes: Count,
+    /// Records read back from segments a previous run left.
+    pub spool_replayed: Count,
+    /// Replayed records the database had already (committed before a crash): not written again.
+    pub spool_skipped: Count,
+    /// Failed spool writes (disk full and the like).
+    pub spool_write_errors: Count,
+    /// Bytes of records in the spool.
+    pub spool_bytes: Gauge,
     /// 1 while storage answers, 0 after a failure until the next success.
     pub storage_up: AtomicBool,
     /// Milliseconds since start when delivery last showed it is alive (idle, writing or retrying).
@@ -68,6 +80,12 @@ impl Default for Stats {
             write_seconds: Histogram::new([
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
+            spool_cut_records: Count::default(),
+            spool_cut_bytes: Count::default(),
+            spool_replayed: Count::default(),
+            spool_skipped: Count::default(),
+            spool_write_errors: Count::default(),
+            spool_bytes: Gauge::default(),
             storage_up: AtomicBool::new(false),
             heartbeat_ms: AtomicI64::new(0),
             started: Instant::now(),
@@ -190,6 +208,36 @@ impl Stats {
             "storage_retries",
             "Batch writes attempted again after a failure",
             self.retries.clone(),
+        );
+        r.register(
+            "spool_cut_records",
+            "Damaged places in spool segments skipped on replay (torn tails, flipped bytes)",
+            self.spool_cut_records.clone(),
+        );
+        r.register(
+            "spool_cut_bytes",
+            "Bytes skipped in damaged spool segments",
+            self.spool_cut_bytes.clone(),
+        );
+        r.register(
+            "spool_replayed_records",
+            "Records read back from spool segments a previous run left",
+            self.spool_replayed.clone(),
+        );
+        r.register(
+            "spool_skipped_records",
+            "Replayed records the database already had (not written again)",
+            self.spool_skipped.clone(),
+        );
+        r.register(
+            "spool_write_errors",
+            "Failed spool writes (disk full and the like)",
+            self.spool_write_errors.clone(),
+        );
+        r.register(
+            "spool_bytes",
+            "Bytes of records in the spool",
+            self.spool_bytes.clone(),
         );
         r.register(
             "write_duration_seconds",
