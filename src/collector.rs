@@ -6,7 +6,9 @@ use crate::config::{BatchConfig, Config};
 use crate::filter::Filter;
 use crate::live::Live;
 use crate::pipeline::batch::Layout;
+use crate::pipeline::delivery::Feed;
 use crate::pipeline::intake::Intake;
+use crate::pipeline::spool::{Spool, SpoolError, SpoolSettings};
 use crate::pipeline::{delivery, queue};
 use crate::retention::RetentionConfig;
 use crate::service::activation::{Activated, Opened, Role};
@@ -34,6 +36,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
 }
 
 /// Records still queued when the shutdown timeout ran out (the database never came back).
@@ -64,7 +68,8 @@ struct Running {
 
 impl Running {
     /// Stops the listener: OTLP servers close their connections gracefully (so none keeps the
-    /// queue open), within 5 s; the others are cancelled.
+    /// queue open) and syslog TCP connections hand over the frames they read, within 5 s; the
+    /// others are cancelled.
     async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -92,6 +97,7 @@ pub struct Collector {
     retention: JoinHandle<()>,
     spawn_retention: RetentionSpawner,
     delivery: JoinHandle<()>,
+    spool: Option<Spool>,
     storage: String,
     stats: Arc<Stats>,
     health: Arc<Health>,
@@ -108,6 +114,11 @@ fn syslog_settings(cfg: &Config) -> SyslogSettings {
         source_tz: cfg.syslog.source_time_zone,
         max_frame: cfg.syslog.max_frame,
     }
+}
+
+/// The spool the config asks for (none until `[spool]` is in the config).
+fn spool_settings(_cfg: &Config) -> Option<SpoolSettings> {
+    None
 }
 
 fn otlp_settings(cfg: &Config) -> OtlpSettings {
@@ -168,7 +179,7 @@ fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Running> {
     let shutdown = async move {
         let _ = stop_rx.await;
     };
-    let graceful = matches!(role, Role::OtlpGrpc | Role::OtlpHttp);
+    let graceful = matches!(role, Role::OtlpGrpc | Role::OtlpHttp | Role::SyslogTcp);
     let task = match opened {
         Opened::Udp(s) => {
             let socket = tokio::net::UdpSocket::from_std(s)?;
@@ -187,8 +198,8 @@ fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Running> {
                 let _guard = guard;
                 match role {
                     Role::SyslogTcp => {
-                        tcp::serve(listener, ctx.intake.for_source("syslog", "tcp"), ctx.syslog)
-                            .await
+                        let intake = ctx.intake.for_source("syslog", "tcp");
+                        tcp::serve(listener, intake, ctx.syslog, shutdown).await
                     }
                     Role::OtlpGrpc => {
                         let svc = otlp::grpc::LogsService::new(
@@ -233,16 +244,35 @@ impl Collector {
     pub async fn start_with<B: Backend>(
         cfg: &Config,
         backend: Arc<B>,
+        activated: Activated,
+    ) -> Result<Collector, StartError> {
+        Collector::start_spooled(cfg, backend, activated, spool_settings(cfg)).await
+    }
+
+    /// Like [`Collector::start_with`], with the spool settings given (`None`: spool off, records
+    /// wait in memory only).
+    pub async fn start_spooled<B: Backend>(
+        cfg: &Config,
+        backend: Arc<B>,
         mut activated: Activated,
+        spool: Option<SpoolSettings>,
     ) -> Result<Collector, StartError> {
         let stats = Arc::new(Stats::default());
+        let spool = match spool {
+            Some(s) => Some(Spool::open(s, stats.clone())?),
+            None => None,
+        };
         let (tx, rx) = queue::bounded(cfg.batch.queue_bytes);
         let storage = backend.describe();
         let kind = storage.split(' ').next().unwrap_or("storage").to_string();
         let health = Arc::new(Health::new(stats.clone(), tx.depth_gauge(), &kind));
         let filter = Live::new(Filter::new(&cfg.filter));
+        let mut intake = Intake::new(tx, filter.clone(), stats.clone());
+        if let Some(s) = &spool {
+            intake = intake.with_spool(s.clone());
+        }
         let ctx = Ctx {
-            intake: Intake::new(tx, filter.clone(), stats.clone()),
+            intake,
             syslog: Live::new(syslog_settings(cfg)),
             otlp: Live::new(otlp_settings(cfg)),
             health: health.clone(),
@@ -288,9 +318,13 @@ impl Collector {
             time_zone: cfg.storage.time_zone,
         };
         let batch = Live::new(cfg.batch.clone());
+        let feed = match &spool {
+            Some(s) => Feed::Spool(s.clone()),
+            None => Feed::Queue(rx),
+        };
         let delivery = tokio::spawn(delivery::run(
             backend,
-            rx,
+            feed,
             layout,
             batch.clone(),
             cfg.batch.writers,
@@ -305,6 +339,7 @@ impl Collector {
             retention,
             spawn_retention,
             delivery,
+            spool,
             storage,
             stats,
             health,
@@ -381,6 +416,12 @@ impl Collector {
         }
         let mut kept = Vec::new();
         let old = &self.cfg;
+        if new.storage.time_zone != old.storage.time_zone {
+            kept.push(format!(
+                "[storage] time_zone changes need a restart; ingestion and retention keep {}",
+                old.storage.time_zone
+            ));
+        }
         if new.storage != old.storage {
             kept.push(
                 "[storage] changes need a restart; still writing to the old storage".to_string(),
@@ -432,9 +473,11 @@ impl Collector {
         self.health
             .expected
             .store(self.listeners.len(), std::sync::atomic::Ordering::Relaxed);
-        if new.retention != old.retention || new.storage.time_zone != old.storage.time_zone {
+        // Ingestion buckets in the zone it started with ([storage] is kept): retention must
+        // subtract in that same zone, so a new time_zone is refused with the rest of [storage].
+        if new.retention != old.retention {
             self.retention.abort();
-            self.retention = (self.spawn_retention)(new.retention.clone(), new.storage.time_zone);
+            self.retention = (self.spawn_retention)(new.retention.clone(), old.storage.time_zone);
         }
         let storage = old.storage.clone();
         let batch = old.batch.clone();
@@ -452,14 +495,45 @@ impl Collector {
         Ok(kept)
     }
 
-    /// Stops accepting, writes everything queued, and returns the final counters. Gives up after
-    /// `timeout` if storage stays unreachable.
+    /// Stops accepting (TCP connections hand over what they read), then: with the spool on, syncs
+    /// the spool and writes what it can while storage answers, leaving the rest spooled for the
+    /// next start (prompt, and not an error); without it, writes everything queued, giving up
+    /// after `timeout` if storage stays unreachable.
     pub async fn shutdown(mut self, timeout: Duration) -> Result<StatsSnapshot, ShutdownTimeout> {
         self.retention.abort();
         for (_, run) in std::mem::take(&mut self.listeners) {
             run.stop().await;
         }
         self.ctx.take();
+        let Some(spool) = self.spool.take() else {
+            return self.drain_queue(timeout).await;
+        };
+        spool.close().await;
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.delivery.is_finished() {
+                break;
+            }
+            let up = self
+                .stats
+                .storage_up
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if !up || tokio::time::Instant::now() >= until {
+                self.delivery.abort();
+                let _ = (&mut self.delivery).await;
+                tracing::warn!(
+                    "storage is {}: {} byte(s) of records stay in the spool and are written after the next start",
+                    if up { "slow" } else { "unreachable" },
+                    spool.used_bytes()
+                );
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), &mut self.delivery).await;
+        }
+        Ok(self.stats.snapshot())
+    }
+
+    async fn drain_queue(mut self, timeout: Duration) -> Result<StatsSnapshot, ShutdownTimeout> {
         match tokio::time::timeout(timeout, &mut self.delivery).await {
             Ok(_) => Ok(self.stats.snapshot()),
             Err(_) => {
@@ -467,9 +541,9 @@ impl Collector {
                 let s = self.stats.snapshot();
                 Err(ShutdownTimeout {
                     timeout,
-                    pending: s
-                        .received
-                        .saturating_sub(s.filtered + s.udp_dropped + s.rows_written),
+                    pending: s.received.saturating_sub(
+                        s.filtered + s.udp_dropped + s.rows_written + s.error_records,
+                    ),
                 })
             }
         }

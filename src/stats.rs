@@ -36,7 +36,10 @@ pub struct Stats {
     pub udp_dropped: Count,
     /// OTLP requests answered "unavailable, retry" (queue full).
     pub otlp_unavailable: Count,
+    /// Records committed as themselves.
     pub rows_written: Count,
+    /// Records the database refused, stored as error records in their place.
+    pub error_records: Count,
     pub batches_written: Count,
     /// Failed storage operations (each is retried).
     pub write_errors: Count,
@@ -74,6 +77,7 @@ impl Default for Stats {
             udp_dropped: Count::default(),
             otlp_unavailable: Count::default(),
             rows_written: Count::default(),
+            error_records: Count::default(),
             batches_written: Count::default(),
             write_errors: Count::default(),
             retries: Count::default(),
@@ -103,6 +107,7 @@ pub struct StatsSnapshot {
     pub udp_dropped: u64,
     pub otlp_unavailable: u64,
     pub rows_written: u64,
+    pub error_records: u64,
     pub batches_written: u64,
     pub write_errors: u64,
 }
@@ -144,6 +149,7 @@ impl Stats {
             udp_dropped: self.udp_dropped.get(),
             otlp_unavailable: self.otlp_unavailable.get(),
             rows_written: self.rows_written.get(),
+            error_records: self.error_records.get(),
             batches_written: self.batches_written.get(),
             write_errors: self.write_errors.get(),
         }
@@ -193,6 +199,11 @@ impl Stats {
             "rows_written",
             "Rows committed to storage",
             self.rows_written.clone(),
+        );
+        r.register(
+            "error_records",
+            "Records the database refused, stored as error records in their place",
+            self.error_records.clone(),
         );
         r.register(
             "batches_written",

@@ -1,6 +1,8 @@
-//! The one door from sources into the queue: sanitize, filter, count, queue.
+//! The one door from sources into the pipeline: sanitize, filter, count, then queue in memory or,
+//! with the spool on, append to the spool (which then acknowledges under its sync policy).
 
 use super::queue::{PushAllError, PushError, QueueSender};
+use super::spool::Spool;
 use crate::filter::Filter;
 use crate::live::Live;
 use crate::record::Record;
@@ -12,6 +14,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Intake {
     queue: QueueSender,
+    /// When on, records go here instead of the queue.
+    spool: Option<Spool>,
     filter: Arc<Live<Filter>>,
     stats: Arc<Stats>,
     /// Per source and transport, when this intake belongs to one listener.
@@ -37,9 +41,18 @@ impl Intake {
     pub fn new(queue: QueueSender, filter: Arc<Live<Filter>>, stats: Arc<Stats>) -> Self {
         Intake {
             queue,
+            spool: None,
             filter,
             stats,
             received: None,
+        }
+    }
+
+    /// The same intake, appending to the spool instead of queueing in memory.
+    pub fn with_spool(self, spool: Spool) -> Self {
+        Intake {
+            spool: Some(spool),
+            ..self
         }
     }
 
@@ -80,6 +93,9 @@ impl Intake {
         let Some(record) = self.prepare(record) else {
             return Ok(());
         };
+        if let Some(spool) = &self.spool {
+            return spool.submit(&record).await.map_err(|_| Closed);
+        }
         self.queue.push(record).await.map_err(|_| Closed)
     }
 
@@ -99,6 +115,13 @@ impl Intake {
         if kept.is_empty() {
             return Ok(refused);
         }
+        if let Some(spool) = &self.spool {
+            return match spool.submit_all(&kept, wait).await {
+                Ok(true) => Ok(refused),
+                Ok(false) => Err(SubmitAllError::Full),
+                Err(_) => Err(SubmitAllError::Closed),
+            };
+        }
         match self.queue.push_all(kept, wait).await {
             Ok(()) => Ok(refused),
             Err(PushAllError::Full) => Err(SubmitAllError::Full),
@@ -111,7 +134,15 @@ impl Intake {
         let Some(record) = self.prepare(record) else {
             return Ok(());
         };
-        match self.queue.try_push(record) {
+        let pushed = match &self.spool {
+            Some(spool) => match spool.offer(&record) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(PushError::Full(record)),
+                Err(_) => Err(PushError::Closed(record)),
+            },
+            None => self.queue.try_push(record),
+        };
+        match pushed {
             Ok(()) => Ok(()),
             Err(PushError::Full(_)) => {
                 if self.stats.udp_dropped.inc().is_multiple_of(10000) {

@@ -12,6 +12,7 @@ pub mod sqlite;
 use crate::pipeline::batch::Batch;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use std::collections::HashSet;
 use std::future::Future;
 use uuid::Uuid;
 
@@ -122,6 +123,24 @@ pub trait Backend: Send + Sync + 'static {
     /// whose acknowledgement was lost (connection cut at the wrong moment) is not written twice.
     fn contains_row(&self, id: Uuid) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
+    /// Which of these row ids are stored. Delivery asks for records replayed from the spool, so a
+    /// record committed just before a crash is neither written nor counted again. The default asks
+    /// row by row; the shipped backends ask in one query per chunk of ids.
+    fn existing_ids(
+        &self,
+        ids: &[Uuid],
+    ) -> impl Future<Output = Result<HashSet<Uuid>, StorageError>> + Send {
+        async move {
+            let mut found = HashSet::new();
+            for id in ids {
+                if self.contains_row(*id).await? {
+                    found.insert(*id);
+                }
+            }
+            Ok(found)
+        }
+    }
+
     /// Retention: in one transaction (where the database has them), deletes up to `limit` of the
     /// oldest rows with `timestamp < cutoff`, their chunks first, and subtracts exactly what it deleted
     /// from the cards and buckets (computed with [`crate::pipeline::batch::Aggregator`] in `tz`),
@@ -216,6 +235,10 @@ impl Backend for AnyBackend {
         each!(self, b => b.contains_row(id).await)
     }
 
+    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StorageError> {
+        each!(self, b => b.existing_ids(ids).await)
+    }
+
     async fn delete_batch(
         &self,
         cutoff: DateTime<Utc>,
@@ -232,4 +255,15 @@ impl Backend for AnyBackend {
     async fn ping(&self) -> Result<(), StorageError> {
         each!(self, b => b.ping().await)
     }
+}
+
+/// Ids per `IN (...)` lookup: far below every dialect's placeholder limit.
+pub(crate) const ID_LOOKUP_CHUNK: usize = 500;
+
+/// Parses the ids a lookup returned (any of the text forms the backends store).
+pub(crate) fn parse_ids(texts: Vec<String>) -> HashSet<Uuid> {
+    texts
+        .iter()
+        .filter_map(|t| Uuid::parse_str(t).ok())
+        .collect()
 }

@@ -12,15 +12,30 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-/// Accepts connections until cancelled; cancelling also ends the connections it started.
-pub async fn serve(listener: TcpListener, intake: Intake, settings: Arc<Live<SyslogSettings>>) {
+/// Accepts connections until `shutdown` resolves; then every connection stops reading (after what
+/// the kernel has already received), hands over the frames it read, and `serve` returns once they
+/// all have. Cancelling the task instead ends the connections at once.
+pub async fn serve(
+    listener: TcpListener,
+    intake: Intake,
+    settings: Arc<Live<SyslogSettings>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut conns = JoinSet::new();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            _ = &mut shutdown => {
+                drop(listener);
+                let _ = stop_tx.send(true);
+                while conns.join_next().await.is_some() {}
+                return;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(connection(stream, peer, intake.clone(), settings.clone()));
+                    conns.spawn(connection(stream, peer, intake.clone(), settings.clone(), stop.clone()));
                 }
                 Err(e) => {
                     // EMFILE and friends: wait a little instead of spinning.
@@ -38,12 +53,29 @@ async fn connection(
     peer: SocketAddr,
     intake: Intake,
     live: Arc<Live<SyslogSettings>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut framer = Framer::new(live.get().max_frame);
+    let mut stopping = false;
     loop {
         let buf = framer.buffer();
         buf.reserve(64 * 1024);
-        let n = match stream.read_buf(buf).await {
+        let read = if stopping {
+            // Shutting down: take only what the kernel holds already, then finish.
+            match stream.try_read_buf(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+                r => r,
+            }
+        } else {
+            tokio::select! {
+                r = stream.read_buf(buf) => r,
+                _ = stop.wait_for(|s| *s) => {
+                    stopping = true;
+                    continue;
+                }
+            }
+        };
+        let n = match read {
             Ok(n) => n,
             Err(e) => {
                 tracing::debug!(%peer, "TCP read failed: {e}");
