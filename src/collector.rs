@@ -390,6 +390,11 @@ impl Collector {
         self.stats.clone()
     }
 
+    /// Why delivery stopped for good, when it did (a schema conflict an operator must fix).
+    pub fn fatal(&self) -> Option<String> {
+        self.stats.fatal.lock().ok().and_then(|f| f.clone())
+    }
+
     /// Readiness and metrics.
     pub fn health(&self) -> Arc<Health> {
         self.health.clone()

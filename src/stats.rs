@@ -59,6 +59,9 @@ pub struct Stats {
     pub spool_write_errors: Count,
     /// Bytes of records in the spool.
     pub spool_bytes: Gauge,
+    /// Set when delivery gave up for good (a schema conflict an operator must fix); the binary
+    /// stops with this message and a non-zero exit.
+    pub fatal: std::sync::Mutex<Option<String>>,
     /// 1 while storage answers, 0 after a failure until the next success.
     pub storage_up: AtomicBool,
     /// Milliseconds since start when delivery last showed it is alive (idle, writing or retrying).
@@ -90,6 +93,7 @@ impl Default for Stats {
             spool_skipped: Count::default(),
             spool_write_errors: Count::default(),
             spool_bytes: Gauge::default(),
+            fatal: std::sync::Mutex::new(None),
             storage_up: AtomicBool::new(false),
             heartbeat_ms: AtomicI64::new(0),
             started: Instant::now(),

@@ -333,9 +333,27 @@ pub async fn run<B: Backend>(
     stats: Arc<Stats>,
 ) {
     let retry = Arc::new(Retry::new(cfg.clone()));
-    let report = retry
-        .run("migrating the schema", &stats, || backend.migrate())
-        .await;
+    let report = match retry
+        .run_until(
+            "migrating the schema",
+            &stats,
+            || backend.migrate(),
+            StorageError::is_schema_conflict,
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = format!(
+                "cannot set up the schema in {} ({e}): {}",
+                backend.describe(),
+                crate::storage::SCHEMA_CONFLICT_HELP
+            );
+            tracing::error!("{msg}");
+            *stats.fatal.lock().expect("fatal lock") = Some(msg);
+            return;
+        }
+    };
     if report.applied.is_empty() {
         tracing::info!("schema is up to date in {}", backend.describe());
     } else {

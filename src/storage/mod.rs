@@ -47,6 +47,27 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// True when a migration failed because the objects it creates exist already: the panel's
+    /// tables are there but `django_migrations` does not record them. Retrying cannot fix this; an
+    /// operator must (see [`SCHEMA_CONFLICT_HELP`]).
+    pub fn is_schema_conflict(&self) -> bool {
+        let StorageError::Sql {
+            source: sqlx::Error::Database(db),
+            ..
+        } = self
+        else {
+            return false;
+        };
+        if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            // table exists, duplicate column, duplicate key name
+            return [1050, 1060, 1061].contains(&my.number());
+        }
+        let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+        // PostgreSQL duplicate_table, duplicate_column, duplicate_object; SQLite says it in words.
+        ["42P07", "42701", "42710"].contains(&code.as_str())
+            || db.message().contains("already exists")
+    }
+
     /// True for errors that retrying the same data cannot fix: the database refused the data itself
     /// (data exceptions, constraint or size violations), not the connection. Delivery then splits the
     /// batch to set the offending record aside instead of retrying forever.
@@ -85,6 +106,13 @@ impl StorageError {
         }
     }
 }
+
+/// What an operator is told when the schema conflicts with `django_migrations`.
+pub const SCHEMA_CONFLICT_HELP: &str = "the log_panel tables exist but django_migrations does not \
+record the log_panel migrations, so the schema cannot be created or checked. If Django created \
+these tables, record them with `python manage.py migrate log_panel --fake` (or insert the rows into \
+django_migrations); if they are left from something else, drop the log_panel_* tables. Then start \
+the collector again.";
 
 /// Adds what was being done to a driver error.
 pub(crate) trait Context<T> {
