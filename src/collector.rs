@@ -116,9 +116,15 @@ fn syslog_settings(cfg: &Config) -> SyslogSettings {
     }
 }
 
-/// The spool the config asks for (none until `[spool]` is in the config).
-fn spool_settings(_cfg: &Config) -> Option<SpoolSettings> {
-    None
+/// The spool the config asks for (`None`: off).
+fn spool_settings(cfg: &Config) -> Option<SpoolSettings> {
+    let s = cfg.spool.settings(&cfg.storage.url);
+    if s.is_none() {
+        tracing::info!(
+            "spool off: records wait in memory only until committed (set [spool] dir to keep them on disk)"
+        );
+    }
+    s
 }
 
 fn otlp_settings(cfg: &Config) -> OtlpSettings {
@@ -436,6 +442,9 @@ impl Collector {
         {
             kept.push("batch.writers and batch.queue_bytes changes need a restart".to_string());
         }
+        if new.spool != old.spool {
+            kept.push("[spool] changes need a restart".to_string());
+        }
         if new.service.log_level != old.service.log_level {
             kept.push("service.log_level changes need a restart".to_string());
         }
@@ -486,8 +495,10 @@ impl Collector {
         }
         let storage = old.storage.clone();
         let batch = old.batch.clone();
+        let spool = old.spool.clone();
         self.cfg = Config {
             storage,
+            spool,
             batch: BatchConfig {
                 max_records: new.batch.max_records,
                 max_delay: new.batch.max_delay,

@@ -72,11 +72,12 @@ async fn replayed_records_the_database_has_are_not_written_or_counted_again() {
     let spool_dir = tempfile::tempdir().unwrap();
     let c = start_spooled(&db.url, spool_dir.path()).await;
     send_tcp(c.tcp_addrs()[0], &frames("first", N));
+    let stats = c.stats();
+    wait_for("the records", Duration::from_secs(20), || {
+        stats.rows_written.get() == N as u64
+    })
+    .await;
     let store = db.store().await;
-    assert_eq!(
-        store.wait_rows(N as i64, Duration::from_secs(20)).await,
-        N as i64
-    );
     // What a crash between the commit and the removal of the segments would leave behind.
     let saved = tempfile::tempdir().unwrap();
     for p in segments(spool_dir.path()) {
@@ -135,11 +136,13 @@ async fn shutdown_with_storage_down_is_prompt_and_the_next_start_delivers() {
 
     let db = TestDb::new(Engine::Sqlite, "spool").await;
     let c = start_spooled(&db.url, spool_dir.path()).await;
+    let stats = c.stats();
+    // The collector creates the database file: wait for it to write before reading.
+    wait_for("the spooled records", Duration::from_secs(20), || {
+        stats.rows_written.get() == N as u64
+    })
+    .await;
     let store = db.store().await;
-    assert_eq!(
-        store.wait_rows(N as i64, Duration::from_secs(20)).await,
-        N as i64
-    );
     c.shutdown(Duration::from_secs(10)).await.unwrap();
     let rows = store.rows().await;
     assert_eq!(rows.len(), N);

@@ -4,6 +4,7 @@
 //! daemon replays what is left; ids already in the database are skipped, so nothing is written
 //! twice. See README "Delivery semantics" for the promise per sync policy.
 
+pub mod config;
 pub mod format;
 pub mod reader;
 mod room;
@@ -149,7 +150,8 @@ pub(crate) struct Shared {
     /// The last write failed (disk full): new records wait or are refused until one succeeds.
     full: AtomicBool,
     stats: Arc<Stats>,
-    _lock: std::fs::File,
+    /// Held (flock) while this process uses the directory; let go by [`Spool::close`].
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 /// The spool handle, shared by intake (appending) and delivery (reading, committing).
@@ -257,7 +259,7 @@ impl Spool {
             readable: watch::channel(start).0,
             full: AtomicBool::new(false),
             stats,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         });
         let w = sh.clone();
         std::thread::Builder::new()
@@ -383,6 +385,8 @@ impl Spool {
         self.sh.wake.notify_one();
         let mut rx = self.sh.readable.subscribe();
         let _ = rx.wait_for(|p| p.closed).await;
+        // Nothing is written any more: another process may take the directory over.
+        self.sh.lock.lock().expect("lock").take();
     }
 
     /// Bytes of records held now (for metrics and tests).

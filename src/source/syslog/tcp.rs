@@ -12,6 +12,11 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
+/// On shutdown, a connection reads on until the sender pauses this long...
+const DRAIN_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+/// ...or this long in all (the listener's stop waits 5 s).
+const DRAIN_MAX: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Accepts connections until `shutdown` resolves; then every connection stops reading (after what
 /// the kernel has already received), hands over the frames it read, and `serve` returns once they
 /// all have. Cancelling the task instead ends the connections at once.
@@ -56,21 +61,24 @@ async fn connection(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut framer = Framer::new(live.get().max_frame);
-    let mut stopping = false;
+    let mut stopping: Option<tokio::time::Instant> = None;
     loop {
         let buf = framer.buffer();
         buf.reserve(64 * 1024);
-        let read = if stopping {
-            // Shutting down: take only what the kernel holds already, then finish.
-            match stream.try_read_buf(buf) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
-                r => r,
+        let read = if let Some(until) = stopping {
+            // Shutting down: read on while bytes keep coming (a sender that closed has its last
+            // bytes in flight), until end of stream, a pause, or the drain time is up.
+            let pause =
+                DRAIN_PAUSE.min(until.saturating_duration_since(tokio::time::Instant::now()));
+            match tokio::time::timeout(pause, stream.read_buf(buf)).await {
+                Ok(r) => r,
+                Err(_) => Ok(0),
             }
         } else {
             tokio::select! {
                 r = stream.read_buf(buf) => r,
                 _ = stop.wait_for(|s| *s) => {
-                    stopping = true;
+                    stopping = Some(tokio::time::Instant::now() + DRAIN_MAX);
                     continue;
                 }
             }
