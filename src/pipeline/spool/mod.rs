@@ -331,14 +331,13 @@ impl Spool {
 
     /// Request sources: all records or none, waiting up to `wait` for room; true once they are
     /// durable under the sync policy, false when they were not spooled (full, disk full, closed).
+    /// While the disk is full each request still tries (and fails fast), so the first write that
+    /// fits again ends the backpressure.
     pub async fn submit_all(
         &self,
         records: &[Record],
         wait: Duration,
     ) -> Result<bool, SpoolClosed> {
-        if self.sh.full.load(Ordering::Relaxed) {
-            return Ok(false);
-        }
         let len: u64 = records.iter().map(|r| format::encoded_len(r) as u64).sum();
         if tokio::time::timeout(wait, self.sh.room.take(len))
             .await
@@ -356,7 +355,7 @@ impl Spool {
     /// Datagram sources: appends if there is room now; false means dropped (count it).
     pub fn offer(&self, record: &Record) -> Result<bool, SpoolClosed> {
         let len = format::encoded_len(record) as u64;
-        if self.sh.full.load(Ordering::Relaxed) || !self.sh.room.try_take(len) {
+        if !self.sh.room.try_take(len) {
             return Ok(false);
         }
         self.append(&[(Uuid::now_v7(), record)], Kind::Drop)
