@@ -178,7 +178,7 @@ fn tcp_load(
                     break;
                 }
                 n += 1;
-                if n % 200 == 0 {
+                if n.is_multiple_of(200) {
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
@@ -324,7 +324,10 @@ fn records_of(path: &Path) -> Vec<(usize, usize, String)> {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) as usize) % n.max(1)
     }
 }
@@ -337,14 +340,24 @@ async fn torn_and_flipped_segments_deliver_every_intact_record_and_count_the_cut
     let ports = Ports::new();
     // Storage down: everything acknowledged stays in the spool; SIGTERM is prompt and exits 0.
     let down = format!("postgres://postgres@127.0.0.1:{}/none", free_port());
-    config(&conf, &down, &spool, &ports, "sync = \"always\"\nmax_bytes = \"8MiB\"");
+    config(
+        &conf,
+        &down,
+        &spool,
+        &ports,
+        "sync = \"always\"\nmax_bytes = \"8MiB\"",
+    );
     let d = Daemon::start(&conf);
     wait_http(&d, &ports);
     let pad = "p".repeat(300);
     let mut acked = Vec::new();
     for r in 0..60 {
         let msgs: Vec<String> = (0..100).map(|i| format!("torn-{r}-{i} {pad}")).collect();
-        assert_eq!(post_otlp(ports.http(), "torn", &msgs), Some(200), "request {r}");
+        assert_eq!(
+            post_otlp(ports.http(), "torn", &msgs),
+            Some(200),
+            "request {r}"
+        );
         acked.extend(msgs);
     }
     let (ok, took, log) = d.term(Duration::from_secs(30));
@@ -391,7 +404,10 @@ async fn torn_and_flipped_segments_deliver_every_intact_record_and_count_the_cut
             lost.insert(msg.clone());
         }
     }
-    if recs.iter().any(|(at, len, _)| *at < cut_at && at + len > cut_at) {
+    if recs
+        .iter()
+        .any(|(at, len, _)| *at < cut_at && at + len > cut_at)
+    {
         cuts += 1; // a record cut in the middle; a cut on a boundary leaves no damage
     }
     std::fs::OpenOptions::new()
@@ -402,14 +418,29 @@ async fn torn_and_flipped_segments_deliver_every_intact_record_and_count_the_cut
         .unwrap();
 
     let db = TestDb::new(Engine::Postgres, "torn").await;
-    config(&conf, &db.url, &spool, &ports, "sync = \"always\"\nmax_bytes = \"8MiB\"");
+    config(
+        &conf,
+        &db.url,
+        &spool,
+        &ports,
+        "sync = \"always\"\nmax_bytes = \"8MiB\"",
+    );
     let d = Daemon::start(&conf);
     wait_http(&d, &ports);
-    let want: Vec<String> = acked.iter().filter(|m| !lost.contains(*m)).cloned().collect();
+    let want: Vec<String> = acked
+        .iter()
+        .filter(|m| !lost.contains(*m))
+        .cloned()
+        .collect();
     let store = db.store().await;
-    store.wait_rows(want.len() as i64, Duration::from_secs(60)).await;
+    store
+        .wait_rows(want.len() as i64, Duration::from_secs(60))
+        .await;
     wait_until("the cut metric", Duration::from_secs(10), || {
-        scrape(ports.metrics(), "log_panel_collector_spool_cut_records_total") == Some(cuts as f64)
+        scrape(
+            ports.metrics(),
+            "log_panel_collector_spool_cut_records_total",
+        ) == Some(cuts as f64)
     });
     assert!(d.text().contains("is damaged at byte"), "the cut is logged");
     let (ok, _, log) = d.term(Duration::from_secs(30));
@@ -419,7 +450,12 @@ async fn torn_and_flipped_segments_deliver_every_intact_record_and_count_the_cut
     let wanted: BTreeSet<&String> = want.iter().collect();
     assert_eq!(stored, wanted, "exactly the intact records");
     assert!(counts.values().all(|c| *c == 1), "none twice");
-    assert_counters(&store.rows().await, &store.cards().await, &store.buckets().await, false);
+    assert_counters(
+        &store.rows().await,
+        &store.cards().await,
+        &store.buckets().await,
+        false,
+    );
     eprintln!(
         "torn: acknowledged={} damaged={} cut_places={cuts} stored={} duplicated=0 seed={seed}",
         acked.len(),
@@ -434,15 +470,25 @@ async fn a_full_disk_is_backpressure_and_writing_resumes_when_space_returns() {
         .unwrap()
         .lines()
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
-    assert!(is_root, "this test mounts a tmpfs: run it as root (CI does)");
+    assert!(
+        is_root,
+        "this test mounts a tmpfs: run it as root (CI does)"
+    );
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("small");
     std::fs::create_dir(&mnt).unwrap();
-    run_ok(std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(&mnt));
+    run_ok(
+        std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(&mnt),
+    );
     struct Unmount(PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
         }
     }
     let _unmount = Unmount(mnt.clone());
@@ -450,7 +496,13 @@ async fn a_full_disk_is_backpressure_and_writing_resumes_when_space_returns() {
     let spool = mnt.join("spool");
     let conf = dir.path().join("c.toml");
     let ports = Ports::new();
-    config(&conf, &pg.url(), &spool, &ports, "sync = \"always\"\nmax_bytes = \"64MiB\"");
+    config(
+        &conf,
+        &pg.url(),
+        &spool,
+        &ports,
+        "sync = \"always\"\nmax_bytes = \"64MiB\"",
+    );
     let d = Daemon::start(&conf);
     wait_http(&d, &ports);
     d.wait_line("schema", Duration::from_secs(30));
@@ -458,24 +510,41 @@ async fn a_full_disk_is_backpressure_and_writing_resumes_when_space_returns() {
     let load = OtlpLoad::start(ports.http(), "full", 2, 50);
     let stop_tcp = Arc::new(AtomicBool::new(false));
     let tcp = tcp_load(ports.tcp(), "ft", stop_tcp.clone());
-    wait_until("the spool to hit the full disk", Duration::from_secs(60), || {
-        scrape(ports.metrics(), "log_panel_collector_spool_write_errors_total").unwrap_or(0.0) > 0.0
-    });
+    wait_until(
+        "the spool to hit the full disk",
+        Duration::from_secs(60),
+        || {
+            scrape(
+                ports.metrics(),
+                "log_panel_collector_spool_write_errors_total",
+            )
+            .unwrap_or(0.0)
+                > 0.0
+        },
+    );
     let refused_at_full = load.refused.load(Ordering::Relaxed);
-    wait_until("requests refused while the disk is full", Duration::from_secs(30), || {
-        load.refused.load(Ordering::Relaxed) > refused_at_full + 5
-    });
+    wait_until(
+        "requests refused while the disk is full",
+        Duration::from_secs(30),
+        || load.refused.load(Ordering::Relaxed) > refused_at_full + 5,
+    );
     assert!(d.lines_with("panicked").is_empty());
     assert!(
         scrape(ports.metrics(), "log_panel_collector_spool_bytes").is_some(),
         "the daemon still answers"
     );
     // Space returns: the same requests are acknowledged again.
-    run_ok(std::process::Command::new("mount").args(["-o", "remount,size=64m"]).arg(&mnt));
+    run_ok(
+        std::process::Command::new("mount")
+            .args(["-o", "remount,size=64m"])
+            .arg(&mnt),
+    );
     let acked_then = load.acked();
-    wait_until("acknowledgements after space returned", Duration::from_secs(30), || {
-        load.acked() > acked_then + 500
-    });
+    wait_until(
+        "acknowledgements after space returned",
+        Duration::from_secs(30),
+        || load.acked() > acked_then + 500,
+    );
     pg.start();
     std::thread::sleep(Duration::from_millis(300));
     let (acked, refused) = load.finish();
@@ -488,7 +557,10 @@ async fn a_full_disk_is_backpressure_and_writing_resumes_when_space_returns() {
         if acked.iter().all(|m| counts.contains_key(m)) {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(90), "acknowledged records did not all arrive");
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "acknowledged records did not all arrive"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let (ok, _, log) = d.term(Duration::from_secs(30));
@@ -503,16 +575,29 @@ async fn a_full_disk_is_backpressure_and_writing_resumes_when_space_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_outage_larger_than_the_queue_loses_nothing() {
     let outage = Duration::from_secs(
-        std::env::var("LPC_OUTAGE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60),
+        std::env::var("LPC_OUTAGE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
     );
     let pg = PrivatePg::init();
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
     let conf = dir.path().join("c.toml");
     let ports = Ports::new();
-    config(&conf, &pg.url(), &spool, &ports, "sync = \"always\"\nmax_bytes = \"256MiB\"");
+    config(
+        &conf,
+        &pg.url(),
+        &spool,
+        &ports,
+        "sync = \"always\"\nmax_bytes = \"256MiB\"",
+    );
     let text = std::fs::read_to_string(&conf).unwrap();
-    std::fs::write(&conf, text.replace("[batch]\n", "[batch]\nqueue_bytes = \"1MiB\"\n")).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace("[batch]\n", "[batch]\nqueue_bytes = \"1MiB\"\n"),
+    )
+    .unwrap();
     let d = Daemon::start(&conf);
     wait_http(&d, &ports);
     d.wait_line("schema", Duration::from_secs(30));
@@ -528,7 +613,10 @@ async fn a_long_outage_larger_than_the_queue_loses_nothing() {
     pg.start();
     let (acked, refused) = load.finish();
     // Each record is ~80 characters plus its row: the outage held several times queue_bytes.
-    assert!(during * 80 > 4 << 20, "only {during} records acknowledged during the outage");
+    assert!(
+        during * 80 > 4 << 20,
+        "only {during} records acknowledged during the outage"
+    );
     let store = Store::connect(&pg.url()).await;
     let t1 = Instant::now();
     loop {
@@ -536,7 +624,10 @@ async fn a_long_outage_larger_than_the_queue_loses_nothing() {
         if acked.iter().all(|m| counts.contains_key(m)) {
             break;
         }
-        assert!(t1.elapsed() < Duration::from_secs(120), "acknowledged records did not all arrive");
+        assert!(
+            t1.elapsed() < Duration::from_secs(120),
+            "acknowledged records did not all arrive"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (ok, _, log) = d.term(Duration::from_secs(30));
@@ -570,7 +661,10 @@ fn tcp_burst(addr: SocketAddr, tag: &str, senders: usize, n: usize) -> Vec<Strin
             })
         })
         .collect();
-    threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -584,18 +678,27 @@ async fn sigterm_and_sighup_under_tcp_load_store_every_frame_written_before_clos
     config(&conf, &db.url, &spool, &ports, "");
     let both = std::fs::read_to_string(&conf).unwrap().replace(
         &format!("tcp = [\"127.0.0.1:{}\"]", ports.tcp),
-        &format!("tcp = [\"127.0.0.1:{}\", \"127.0.0.1:{second}\"]", ports.tcp),
+        &format!(
+            "tcp = [\"127.0.0.1:{}\", \"127.0.0.1:{second}\"]",
+            ports.tcp
+        ),
     );
     std::fs::write(&conf, &both).unwrap();
     let d = Daemon::start(&conf);
-    d.wait_line(&format!("listening on syslog tcp 127.0.0.1:{second}"), Duration::from_secs(30));
+    d.wait_line(
+        &format!("listening on syslog tcp 127.0.0.1:{second}"),
+        Duration::from_secs(30),
+    );
     d.wait_line("schema", Duration::from_secs(30));
     // SIGHUP that removes the listener the senders use, right after they closed.
     let mut written = tcp_burst(ports.tcp(), "hup", 4, 25_000);
     let only_second = both.replace(&format!("\"127.0.0.1:{}\", ", ports.tcp), "");
     std::fs::write(&conf, &only_second).unwrap();
     d.signal("HUP");
-    d.wait_line(&format!("stopped listening on syslog-tcp 127.0.0.1:{}", ports.tcp), Duration::from_secs(30));
+    d.wait_line(
+        &format!("stopped listening on syslog-tcp 127.0.0.1:{}", ports.tcp),
+        Duration::from_secs(30),
+    );
     // SIGTERM right after the senders on the other listener closed.
     let second_addr = SocketAddr::from(([127, 0, 0, 1], second));
     written.extend(tcp_burst(second_addr, "term", 4, 25_000));
@@ -604,12 +707,17 @@ async fn sigterm_and_sighup_under_tcp_load_store_every_frame_written_before_clos
     // Whatever the stop left in the spool is delivered by the next start.
     let d = Daemon::start(&conf);
     let store = db.store().await;
-    store.wait_rows(written.len() as i64, Duration::from_secs(60)).await;
+    store
+        .wait_rows(written.len() as i64, Duration::from_secs(60))
+        .await;
     let (ok, _, log) = d.term(Duration::from_secs(60));
     assert!(ok, "{log}");
     let (stored, dup) = assert_exactly_once(&store, &written, &["hup-", "term-"]).await;
     assert_eq!(stored, written.len());
-    eprintln!("sigterm/sighup tcp: written={} stored={stored} duplicated={dup}", written.len());
+    eprintln!(
+        "sigterm/sighup tcp: written={} stored={stored} duplicated={dup}",
+        written.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

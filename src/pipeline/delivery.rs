@@ -279,7 +279,7 @@ impl<B: Backend> Writer<B> {
         Stats::inc(&self.stats.batches_written);
     }
 
-    async fn from_queue(self, queue: Arc<Mutex<QueueReceiver>>) {
+    async fn drain_queue(self, queue: Arc<Mutex<QueueReceiver>>) {
         loop {
             self.stats.beat();
             let c = self.cfg.get();
@@ -299,7 +299,7 @@ impl<B: Backend> Writer<B> {
         }
     }
 
-    async fn from_spool(self, spool: Spool, reader: Arc<Mutex<SpoolReader>>) {
+    async fn drain_spool(self, spool: Spool, reader: Arc<Mutex<SpoolReader>>) {
         loop {
             self.stats.beat();
             let c = self.cfg.get();
@@ -376,8 +376,8 @@ pub async fn run<B: Backend>(
             cfg: cfg.clone(),
         };
         match (&queue, &spool) {
-            (Some(q), _) => tasks.spawn(w.from_queue(q.clone())),
-            (None, Some((s, r))) => tasks.spawn(w.from_spool(s.clone(), r.clone())),
+            (Some(q), _) => tasks.spawn(w.drain_queue(q.clone())),
+            (None, Some((s, r))) => tasks.spawn(w.drain_spool(s.clone(), r.clone())),
             (None, None) => unreachable!("one feed"),
         };
     }
