@@ -18,6 +18,8 @@
 #   FORMATS        collector formats, default "rfc3164 rfc5424"
 #   MAX_RECORDS, MAX_DELAY_MS, WRITERS, QUEUE_BYTES
 #                  written into the collector's [batch] section when set (else the defaults apply)
+#   SPOOLS         run the OTLP part once per mode, e.g. "off always interval": spool off, or on with
+#                  that [spool] sync (the spool in the work dir), and print each ratio to "off"
 #   CONTEXT=false  [storage] context = false (no context line appended to each message)
 #   NO_BUILD=1     use the binary as it is, even when src/ is newer
 #   BIN            the collector binary (default target/release/log-panel-collector)
@@ -185,12 +187,18 @@ if has_part collector; then
 fi
 
 # --- (b2) the collector over OTLP/gRPC, fed by its own load generator --------------------------------
+# Once per SPOOLS mode (default "off"): off = [spool] dir = "", or a sync policy (always, interval, never)
+# with the spool in $WORK, so the spool's cost is measured side by side in the same run.
 if has_part otlp; then
   [ -x "$BIN" ] || (cd "$REPO" && cargo build --release -q) || die "cargo build --release failed"
   DB=bench_collector
   OCONF=$WORK/otlp.toml
-  printf '[storage]\nurl = "%s"\n[syslog]\ntcp = []\nudp = []\n[otlp]\ngrpc = "127.0.0.1:0"\nhttp = ""\n[retention]\ndays = 0\n[service]\nmetrics = ""\n' \
+  for spool in ${SPOOLS:-off}; do
+  if [ "$spool" = off ]; then spool_toml='[spool]\ndir = ""\n'; else
+    rm -rf "$WORK/spool"; spool_toml="[spool]\ndir = \"$WORK/spool\"\nsync = \"$spool\"\n"; fi
+  printf "[storage]\nurl = \"%s\"\n[syslog]\ntcp = []\nudp = []\n[otlp]\ngrpc = \"127.0.0.1:0\"\nhttp = \"\"\n[retention]\ndays = 0\n[service]\nmetrics = \"\"\n$spool_toml" \
     "$PGURL_BASE/$DB" >"$OCONF"
+  [ -n "${SPOOLS:-}" ] || sed -i '/^\[spool\]/,$d' "$OCONF"   # a binary older than [spool] runs too
   psql_db postgres -c "set client_min_messages = warning" -c "drop database if exists $DB with (force)" -c "create database $DB" >/dev/null
   "$BIN" --config "$OCONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
   LOG=$WORK/collector-otlp.log
@@ -205,13 +213,15 @@ if has_part otlp; then
   c=$(wait_rows "$DB" "$N")
   T2=$(date +%s.%N)
   echo "$gen"
-  line=$(python3 -c "print(f'collector_otlp grpc sent=$N stored={$c} lost={$N-$c} send_s={$T1-$T0:.2f} total_s={$T2-$T0:.2f} rows_per_s={$c/($T2-$T0):.0f}')")
+  line=$(python3 -c "print(f'collector_otlp grpc spool=$spool sent=$N stored={$c} lost={$N-$c} send_s={$T1-$T0:.2f} total_s={$T2-$T0:.2f} rows_per_s={$c/($T2-$T0):.0f}')")
   echo "$line"
-  RATE[collector_otlp]=$(field rows_per_s "$line")
+  RATE[collector_otlp_$spool]=$(field rows_per_s "$line")
+  [ -n "${RATE[collector_otlp]:-}" ] || RATE[collector_otlp]=${RATE[collector_otlp_$spool]}
   stop_daemon
   read -r rows cards < <(psql_db "$DB" -F ' ' -c "select (select count(*) from log_panel_log), (select coalesce(sum(total),0) from log_panel_log_card)")
   if [ "$rows" = "$cards" ] && [ "$rows" = "$N" ]; then verdict=OK; else verdict=MISMATCH; CHECK_FAILED=1; fi
-  echo "collector_check otlp rows=$rows card_total=$cards $verdict"
+  echo "collector_check otlp spool=$spool rows=$rows card_total=$cards $verdict"
+  done
 fi
 
 # --- (c) the classic peer ---------------------------------------------------------------------------
@@ -236,4 +246,9 @@ for fmt in $FORMATS; do
   ratio "collector_$fmt / rsyslog_rfc3164" "${RATE[collector_$fmt]:-}" "${RATE[rsyslog]:-}"
 done
 ratio "collector_otlp / copy" "${RATE[collector_otlp]:-}" "${RATE[copy]:-}"
+for spool in ${SPOOLS:-}; do
+  [ "$spool" = off ] && continue
+  printf '  %-20s %8s\n' "collector_otlp_$spool" "${RATE[collector_otlp_$spool]:-}"
+  ratio "otlp spool=$spool / spool off" "${RATE[collector_otlp_$spool]:-}" "${RATE[collector_otlp_off]:-}"
+done
 [ -z "${CHECK_FAILED:-}" ] || die "card or timeline totals do not match the row count (see collector_check above)"

@@ -6,7 +6,9 @@ use crate::config::{BatchConfig, Config};
 use crate::filter::Filter;
 use crate::live::Live;
 use crate::pipeline::batch::Layout;
+use crate::pipeline::delivery::Feed;
 use crate::pipeline::intake::Intake;
+use crate::pipeline::spool::{Spool, SpoolError, SpoolSettings};
 use crate::pipeline::{delivery, queue};
 use crate::retention::RetentionConfig;
 use crate::service::activation::{Activated, Opened, Role};
@@ -33,6 +35,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
 }
 
 /// Records still queued when the shutdown timeout ran out (the database never came back).
@@ -67,7 +71,8 @@ struct Running {
 
 impl Running {
     /// Stops the listener: OTLP servers close their connections gracefully (so none keeps the
-    /// queue open), within 5 s; the others are cancelled.
+    /// queue open) and syslog TCP connections hand over the frames they read, within 5 s; the
+    /// others are cancelled.
     async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -95,6 +100,7 @@ pub struct Collector {
     retention: JoinHandle<()>,
     spawn_retention: RetentionSpawner,
     delivery: JoinHandle<()>,
+    spool: Option<Spool>,
     storage: String,
     stats: Arc<Stats>,
     health: Arc<Health>,
@@ -104,6 +110,17 @@ pub struct Collector {
 
 fn syslog_settings(cfg: &Config) -> SyslogSettings {
     SyslogSettings::new(&cfg.syslog, cfg.storage.context)
+}
+
+/// The spool the config asks for (`None`: off).
+fn spool_settings(cfg: &Config) -> Option<SpoolSettings> {
+    let s = cfg.spool.settings(&cfg.storage.url);
+    if s.is_none() {
+        tracing::info!(
+            "spool off: records wait in memory only until committed (set [spool] dir to keep them on disk)"
+        );
+    }
+    s
 }
 
 fn otlp_settings(cfg: &Config) -> OtlpSettings {
@@ -160,7 +177,7 @@ fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Running> {
     let shutdown = async move {
         let _ = stop_rx.await;
     };
-    let graceful = matches!(role, Role::OtlpGrpc | Role::OtlpHttp);
+    let graceful = matches!(role, Role::OtlpGrpc | Role::OtlpHttp | Role::SyslogTcp);
     let task = match opened {
         Opened::Udp(s) => {
             let socket = tokio::net::UdpSocket::from_std(s)?;
@@ -180,7 +197,7 @@ fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Running> {
                 match role {
                     Role::SyslogTcp => {
                         let intake = ctx.intake.for_source("syslog", "tcp");
-                        tcp::serve(listener, intake, ctx.syslog, ctx.pending).await
+                        tcp::serve(listener, intake, ctx.syslog, ctx.pending, shutdown).await
                     }
                     Role::OtlpGrpc => {
                         let svc = otlp::grpc::LogsService::new(
@@ -226,16 +243,35 @@ impl Collector {
     pub async fn start_with<B: Backend>(
         cfg: &Config,
         backend: Arc<B>,
+        activated: Activated,
+    ) -> Result<Collector, StartError> {
+        Collector::start_spooled(cfg, backend, activated, spool_settings(cfg)).await
+    }
+
+    /// Like [`Collector::start_with`], with the spool settings given (`None`: spool off, records
+    /// wait in memory only).
+    pub async fn start_spooled<B: Backend>(
+        cfg: &Config,
+        backend: Arc<B>,
         mut activated: Activated,
+        spool: Option<SpoolSettings>,
     ) -> Result<Collector, StartError> {
         let stats = Arc::new(Stats::default());
+        let spool = match spool {
+            Some(s) => Some(Spool::open(s, stats.clone())?),
+            None => None,
+        };
         let (tx, rx) = queue::bounded(cfg.batch.queue_bytes);
         let storage = backend.describe();
         let kind = storage.split(' ').next().unwrap_or("storage").to_string();
         let health = Arc::new(Health::new(stats.clone(), tx.depth_gauge(), &kind));
         let filter = Live::new(Filter::new(&cfg.filter));
+        let mut intake = Intake::new(tx, filter.clone(), stats.clone());
+        if let Some(s) = &spool {
+            intake = intake.with_spool(s.clone());
+        }
         let ctx = Ctx {
-            intake: Intake::new(tx, filter.clone(), stats.clone()),
+            intake,
             syslog: Live::new(syslog_settings(cfg)),
             otlp: Live::new(otlp_settings(cfg)),
             health: health.clone(),
@@ -283,9 +319,13 @@ impl Collector {
             time_zone: cfg.storage.time_zone,
         };
         let batch = Live::new(cfg.batch.clone());
+        let feed = match &spool {
+            Some(s) => Feed::Spool(s.clone()),
+            None => Feed::Queue(rx),
+        };
         let delivery = tokio::spawn(delivery::run(
             backend,
-            rx,
+            feed,
             layout,
             batch.clone(),
             cfg.batch.writers,
@@ -300,6 +340,7 @@ impl Collector {
             retention,
             spawn_retention,
             delivery,
+            spool,
             storage,
             stats,
             health,
@@ -350,6 +391,11 @@ impl Collector {
         self.stats.clone()
     }
 
+    /// Why delivery stopped for good, when it did (a schema conflict an operator must fix).
+    pub fn fatal(&self) -> Option<String> {
+        self.stats.fatal.lock().ok().and_then(|f| f.clone())
+    }
+
     /// Readiness and metrics.
     pub fn health(&self) -> Arc<Health> {
         self.health.clone()
@@ -376,6 +422,12 @@ impl Collector {
         }
         let mut kept = Vec::new();
         let old = &self.cfg;
+        if new.storage.time_zone != old.storage.time_zone {
+            kept.push(format!(
+                "[storage] time_zone changes need a restart; ingestion and retention keep {}",
+                old.storage.time_zone
+            ));
+        }
         if new.storage != old.storage {
             kept.push(
                 "[storage] changes need a restart; still writing to the old storage".to_string(),
@@ -387,10 +439,14 @@ impl Collector {
         }
         if new.otlp.max_concurrent_requests != old.otlp.max_concurrent_requests
             || new.otlp.decode_budget != old.otlp.decode_budget
+            || new.syslog.max_pending_bytes != old.syslog.max_pending_bytes
         {
             kept.push(
-                "otlp.max_concurrent_requests and otlp.decode_budget changes apply to OTLP listeners started after them (restart, or move the listener)".to_string(),
+                "otlp.max_concurrent_requests, otlp.decode_budget and syslog.max_pending_bytes changes apply to listeners started after them (restart, or move the listener)".to_string(),
             );
+        }
+        if new.spool != old.spool {
+            kept.push("[spool] changes need a restart".to_string());
         }
         if new.service.log_level != old.service.log_level {
             kept.push("service.log_level changes need a restart".to_string());
@@ -434,14 +490,18 @@ impl Collector {
         self.health
             .expected
             .store(self.listeners.len(), std::sync::atomic::Ordering::Relaxed);
-        if new.retention != old.retention || new.storage.time_zone != old.storage.time_zone {
+        // Ingestion buckets in the zone it started with ([storage] is kept): retention must
+        // subtract in that same zone, so a new time_zone is refused with the rest of [storage].
+        if new.retention != old.retention {
             self.retention.abort();
-            self.retention = (self.spawn_retention)(new.retention.clone(), new.storage.time_zone);
+            self.retention = (self.spawn_retention)(new.retention.clone(), old.storage.time_zone);
         }
         let storage = old.storage.clone();
         let batch = old.batch.clone();
+        let spool = old.spool.clone();
         self.cfg = Config {
             storage,
+            spool,
             batch: BatchConfig {
                 max_records: new.batch.max_records,
                 max_delay: new.batch.max_delay,
@@ -454,14 +514,45 @@ impl Collector {
         Ok(kept)
     }
 
-    /// Stops accepting, writes everything queued, and returns the final counters. Gives up after
-    /// `timeout` if storage stays unreachable.
+    /// Stops accepting (TCP connections hand over what they read), then: with the spool on, syncs
+    /// the spool and writes what it can while storage answers, leaving the rest spooled for the
+    /// next start (prompt, and not an error); without it, writes everything queued, giving up
+    /// after `timeout` if storage stays unreachable.
     pub async fn shutdown(mut self, timeout: Duration) -> Result<StatsSnapshot, ShutdownTimeout> {
         self.retention.abort();
         for (_, run) in std::mem::take(&mut self.listeners) {
             run.stop().await;
         }
         self.ctx.take();
+        let Some(spool) = self.spool.take() else {
+            return self.drain_queue(timeout).await;
+        };
+        spool.close().await;
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.delivery.is_finished() {
+                break;
+            }
+            let up = self
+                .stats
+                .storage_up
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if !up || tokio::time::Instant::now() >= until {
+                self.delivery.abort();
+                let _ = (&mut self.delivery).await;
+                tracing::warn!(
+                    "storage is {}: {} byte(s) of records stay in the spool and are written after the next start",
+                    if up { "slow" } else { "unreachable" },
+                    spool.used_bytes()
+                );
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), &mut self.delivery).await;
+        }
+        Ok(self.stats.snapshot())
+    }
+
+    async fn drain_queue(mut self, timeout: Duration) -> Result<StatsSnapshot, ShutdownTimeout> {
         match tokio::time::timeout(timeout, &mut self.delivery).await {
             Ok(_) => Ok(self.stats.snapshot()),
             Err(_) => {
@@ -469,9 +560,9 @@ impl Collector {
                 let s = self.stats.snapshot();
                 Err(ShutdownTimeout {
                     timeout,
-                    pending: s
-                        .received
-                        .saturating_sub(s.filtered + s.udp_dropped + s.rows_written),
+                    pending: s.received.saturating_sub(
+                        s.filtered + s.udp_dropped + s.rows_written + s.error_records,
+                    ),
                 })
             }
         }

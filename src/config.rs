@@ -5,6 +5,7 @@
 
 pub use crate::filter::FilterConfig;
 pub use crate::pipeline::config::BatchConfig;
+pub use crate::pipeline::spool::config::SpoolConfig;
 pub use crate::retention::RetentionConfig;
 pub use crate::service::config::ServiceConfig;
 pub use crate::settings::KeyError;
@@ -24,6 +25,7 @@ pub struct Config {
     pub otlp: OtlpConfig,
     pub filter: FilterConfig,
     pub batch: BatchConfig,
+    pub spool: SpoolConfig,
     pub retention: RetentionConfig,
     pub service: ServiceConfig,
 }
@@ -42,12 +44,13 @@ pub enum ConfigError {
     Keys { path: String, errors: Vec<KeyError> },
 }
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "storage",
     "syslog",
     "otlp",
     "filter",
     "batch",
+    "spool",
     "retention",
     "service",
 ];
@@ -101,6 +104,7 @@ impl Config {
             otlp: section(&root, &mut errors),
             filter: section(&root, &mut errors),
             batch: section(&root, &mut errors),
+            spool: section(&root, &mut errors),
             retention: section(&root, &mut errors),
             service: section(&root, &mut errors),
         };

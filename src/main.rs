@@ -219,6 +219,10 @@ async fn run(cfg: &Config, path: Option<&Path>) -> Result<()> {
             notify::ready(&format!("writing to {}", collector.storage()));
             break;
         }
+        if let Some(why) = collector.fatal() {
+            let _ = stop(collector, cfg).await;
+            anyhow::bail!("{why}");
+        }
         if waited.elapsed() > Duration::from_secs(10) {
             tracing::warn!(
                 "still waiting for storage ({}) before reporting ready",

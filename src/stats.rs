@@ -46,7 +46,10 @@ pub struct Stats {
     pub otlp_unavailable: Count,
     /// Connections, frames and requests refused or cut by a configured limit, per limit.
     pub limited: Family<LimitLabels, Count>,
+    /// Records committed as themselves.
     pub rows_written: Count,
+    /// Records the database refused, stored as error records in their place.
+    pub error_records: Count,
     pub batches_written: Count,
     /// Failed storage operations (each is retried).
     pub write_errors: Count,
@@ -54,6 +57,21 @@ pub struct Stats {
     pub retries: Count,
     /// Seconds per batch write attempt.
     pub write_seconds: Histogram,
+    /// Damaged places in spool segments skipped on replay (torn tails, flipped bytes).
+    pub spool_cut_records: Count,
+    /// Bytes skipped with them.
+    pub spool_cut_bytes: Count,
+    /// Records read back from segments a previous run left.
+    pub spool_replayed: Count,
+    /// Replayed records the database had already (committed before a crash): not written again.
+    pub spool_skipped: Count,
+    /// Failed spool writes (disk full and the like).
+    pub spool_write_errors: Count,
+    /// Bytes of records in the spool.
+    pub spool_bytes: Gauge,
+    /// Set when delivery gave up for good (a schema conflict an operator must fix); the binary
+    /// stops with this message and a non-zero exit.
+    pub fatal: std::sync::Mutex<Option<String>>,
     /// 1 while storage answers, 0 after a failure until the next success.
     pub storage_up: AtomicBool,
     /// Milliseconds since start when delivery last showed it is alive (idle, writing or retrying).
@@ -73,12 +91,20 @@ impl Default for Stats {
             otlp_unavailable: Count::default(),
             limited: Family::default(),
             rows_written: Count::default(),
+            error_records: Count::default(),
             batches_written: Count::default(),
             write_errors: Count::default(),
             retries: Count::default(),
             write_seconds: Histogram::new([
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
+            spool_cut_records: Count::default(),
+            spool_cut_bytes: Count::default(),
+            spool_replayed: Count::default(),
+            spool_skipped: Count::default(),
+            spool_write_errors: Count::default(),
+            spool_bytes: Gauge::default(),
+            fatal: std::sync::Mutex::new(None),
             storage_up: AtomicBool::new(false),
             heartbeat_ms: AtomicI64::new(0),
             started: Instant::now(),
@@ -96,6 +122,7 @@ pub struct StatsSnapshot {
     pub udp_dropped: u64,
     pub otlp_unavailable: u64,
     pub rows_written: u64,
+    pub error_records: u64,
     pub batches_written: u64,
     pub write_errors: u64,
 }
@@ -147,6 +174,7 @@ impl Stats {
             udp_dropped: self.udp_dropped.get(),
             otlp_unavailable: self.otlp_unavailable.get(),
             rows_written: self.rows_written.get(),
+            error_records: self.error_records.get(),
             batches_written: self.batches_written.get(),
             write_errors: self.write_errors.get(),
         }
@@ -203,6 +231,11 @@ impl Stats {
             self.rows_written.clone(),
         );
         r.register(
+            "error_records",
+            "Records the database refused, stored as error records in their place",
+            self.error_records.clone(),
+        );
+        r.register(
             "batches_written",
             "Batches committed to storage",
             self.batches_written.clone(),
@@ -216,6 +249,36 @@ impl Stats {
             "storage_retries",
             "Batch writes attempted again after a failure",
             self.retries.clone(),
+        );
+        r.register(
+            "spool_cut_records",
+            "Damaged places in spool segments skipped on replay (torn tails, flipped bytes)",
+            self.spool_cut_records.clone(),
+        );
+        r.register(
+            "spool_cut_bytes",
+            "Bytes skipped in damaged spool segments",
+            self.spool_cut_bytes.clone(),
+        );
+        r.register(
+            "spool_replayed_records",
+            "Records read back from spool segments a previous run left",
+            self.spool_replayed.clone(),
+        );
+        r.register(
+            "spool_skipped_records",
+            "Replayed records the database already had (not written again)",
+            self.spool_skipped.clone(),
+        );
+        r.register(
+            "spool_write_errors",
+            "Failed spool writes (disk full and the like)",
+            self.spool_write_errors.clone(),
+        );
+        r.register(
+            "spool_bytes",
+            "Bytes of records in the spool",
+            self.spool_bytes.clone(),
         );
         r.register(
             "write_duration_seconds",

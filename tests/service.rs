@@ -221,8 +221,11 @@ async fn socket_activation_with_systemd_socket_activate() {
     write_config(
         &conf2,
         &format!(
-            "[storage]\nurl = \"{}\"\n[syslog]\nudp = []\ntcp = []\n[otlp]\ngrpc = \"\"\nhttp = \"\"\n[service]\nmetrics = \"\"\n",
-            db.url
+            // A spool of its own: two collectors cannot share one (the default sits beside the
+            // SQLite file the first one uses).
+            "[storage]\nurl = \"{}\"\n[syslog]\nudp = []\ntcp = []\n[otlp]\ngrpc = \"\"\nhttp = \"\"\n[service]\nmetrics = \"\"\n[spool]\ndir = \"{}\"\n",
+            db.url,
+            dir.path().join("spool2").display()
         ),
     );
     let mut udp_cmd = Command::new(activate);

@@ -201,20 +201,27 @@ impl Aggregator {
 impl Batch {
     /// Splits messages, assigns ids and aggregates counters.
     pub fn build(records: Vec<Record>, layout: &Layout) -> Batch {
+        // Time-ordered ids (v7) keep the primary-key B-tree appending instead of splitting pages
+        // (raw COPY was 33% faster with them in docs/benchmarks.md).
+        let with_ids = records.into_iter().map(|r| (Uuid::now_v7(), r)).collect();
+        Batch::build_with_ids(with_ids, layout)
+    }
+
+    /// Like [`Batch::build`] for records whose ids were given before (spooled records keep theirs,
+    /// so a replay or a rebuilt part of a batch can never store a second copy). Chunk ids derive from
+    /// the row id and the index, so they are the same in every rebuild too.
+    pub fn build_with_ids(records: Vec<(Uuid, Record)>, layout: &Layout) -> Batch {
         let mut rows = Vec::with_capacity(records.len());
         let mut chunks = Vec::new();
         let mut agg = Aggregator::new(layout.time_zone);
-        for r in records {
-            // Time-ordered ids (v7) keep the primary-key B-tree appending instead of splitting pages
-            // (raw COPY was 33% faster with them in docs/benchmarks.md).
-            let id = Uuid::now_v7();
+        for (id, r) in records {
             agg.add(&r.logger_name, r.timestamp, r.level);
             let split = split_message(&r.message, layout.preview, layout.chunk);
             let size = split.size.min(i32::MAX as usize) as i32;
             let (message, chunked) = if split.chunked() {
                 for (i, text) in split.chunks.iter().enumerate() {
                     chunks.push(Chunk {
-                        id: Uuid::now_v7(),
+                        id: chunk_id(id, i),
                         log_id: id,
                         index: i as i32,
                         text: (*text).to_string(),
@@ -248,9 +255,24 @@ impl Batch {
     }
 }
 
+/// A chunk's id: the row's (time-ordered) id with the chunk index mixed into its random bits.
+fn chunk_id(log_id: Uuid, index: usize) -> Uuid {
+    let mut b = *log_id.as_bytes();
+    let tail = u64::from_be_bytes(b[8..16].try_into().expect("8 bytes"));
+    let mixed =
+        tail ^ ((index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) & 0x3FFF_FFFF_FFFF_FFFF);
+    b[8..16].copy_from_slice(&mixed.to_be_bytes());
+    Uuid::from_bytes(b)
+}
+
 impl Batch {
-    /// The records again (complete messages from the chunks), to write a batch in parts when the
-    /// database refuses it as a whole.
+    /// The records again with their ids (complete messages from the chunks), to write a batch in
+    /// parts when the database refuses it as a whole.
+    pub fn records_with_ids(&self) -> Vec<(Uuid, Record)> {
+        self.rows.iter().map(|r| r.id).zip(self.records()).collect()
+    }
+
+    /// The records again (complete messages from the chunks).
     pub fn records(&self) -> Vec<Record> {
         self.rows
             .iter()

@@ -5,7 +5,10 @@
 use super::batch::{Batch, Layout};
 use super::config::BatchConfig;
 use super::queue::{Next, QueueReceiver};
+use super::spool::reader::Next as SpoolNext;
+use super::spool::{Spool, SpoolReader};
 use crate::live::Live;
+use crate::record::Record;
 use crate::stats::Stats;
 use crate::storage::{Backend, StorageError};
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
+use uuid::Uuid;
 
 /// How often an idle writer shows it is alive.
 pub const IDLE_BEAT: Duration = Duration::from_millis(500);
@@ -149,32 +153,38 @@ async fn write_until_refused<B: Backend>(
 /// Writes a batch, retrying until it is stored. When the database refuses its data (not the
 /// connection) again and again, the batch is written in halves, down to the one record it refuses;
 /// that record is stored as an error record that says why and carries its text, so nothing is lost
-/// silently and no bad record stops the pipeline.
+/// silently and no bad record stops the pipeline. The halves keep the rows' ids, so what a
+/// non-transactional database (MongoDB) stored of a refused batch is not stored again. Returns how
+/// many of the batch's records were stored as themselves (the rest were set aside).
 fn deliver<'a, B: Backend>(
     backend: &'a B,
     batch: Batch,
     layout: &'a Layout,
     retry: &'a Retry,
     stats: &'a Stats,
-) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+) -> std::pin::Pin<Box<dyn Future<Output = u64> + Send + 'a>> {
     Box::pin(async move {
         let Err(e) = write_until_refused(backend, &batch, "writing a batch", retry, stats).await
         else {
-            return;
+            return batch.rows.len() as u64;
         };
-        let mut records = batch.records();
+        let mut records = batch.records_with_ids();
         if records.len() > 1 {
             tracing::warn!(
                 "storage refuses a batch of {} records ({e}); writing it in halves",
                 records.len()
             );
             let second = records.split_off(records.len() / 2);
+            let mut stored = 0;
             for part in [records, second] {
-                deliver(backend, Batch::build(part, layout), layout, retry, stats).await;
+                let part = Batch::build_with_ids(part, layout);
+                stored += deliver(backend, part, layout, retry, stats).await;
             }
-            return;
+            return stored;
         }
-        let Some(bad) = records.pop() else { return };
+        let Some((_, bad)) = records.pop() else {
+            return 0;
+        };
         tracing::error!(
             "storage refuses a record of logger {:?} ({e}); storing an error record in its place",
             bad.logger_name
@@ -195,66 +205,181 @@ fn deliver<'a, B: Backend>(
             line_number: 0,
             message,
         };
-        let batch = Batch::build(vec![stand_in], layout);
-        if let Err(e) =
-            write_until_refused(backend, &batch, "writing an error record", retry, stats).await
-        {
-            tracing::error!("storage refuses even the error record ({e}); the record is dropped");
+        // The stand-in's id derives from the refused record's, so a replay writes it once.
+        let id = Uuid::new_v5(&batch.rows[0].id, b"error-record");
+        let batch = Batch::build_with_ids(vec![(id, stand_in)], layout);
+        match write_until_refused(backend, &batch, "writing an error record", retry, stats).await {
+            Ok(()) => Stats::inc(&stats.error_records),
+            Err(e) => {
+                tracing::error!(
+                    "storage refuses even the error record ({e}); the record is dropped"
+                )
+            }
         }
+        0
     })
+}
+
+/// Where delivery takes records from.
+pub enum Feed {
+    /// The in-memory queue (spool off).
+    Queue(QueueReceiver),
+    /// The disk spool: records come with their ids; segments are released after commit.
+    Spool(Spool),
+}
+
+/// Records replayed from the spool that the database has already (committed before a crash):
+/// dropped from the batch, so they are neither written nor counted again.
+async fn skip_stored<B: Backend>(
+    backend: &B,
+    records: &mut Vec<(Uuid, Record)>,
+    retry: &Retry,
+    stats: &Stats,
+) {
+    let ids: Vec<Uuid> = records.iter().map(|(id, _)| *id).collect();
+    let found = retry
+        .run("looking up replayed records", stats, || {
+            backend.existing_ids(&ids)
+        })
+        .await;
+    if !found.is_empty() {
+        tracing::info!(
+            "spool: {} replayed record(s) were committed before the restart; not writing them again",
+            found.len()
+        );
+        stats.spool_skipped.inc_by(found.len() as u64);
+        records.retain(|(id, _)| !found.contains(id));
+    }
+}
+
+/// Everything a writer task needs.
+struct Writer<B> {
+    backend: Arc<B>,
+    layout: Layout,
+    retry: Arc<Retry>,
+    stats: Arc<Stats>,
+    cfg: Arc<Live<BatchConfig>>,
+}
+
+impl<B: Backend> Writer<B> {
+    async fn write(&self, records: Vec<(Uuid, Record)>) {
+        if records.is_empty() {
+            return;
+        }
+        let batch = Batch::build_with_ids(records, &self.layout);
+        let stored = deliver(
+            &*self.backend,
+            batch,
+            &self.layout,
+            &self.retry,
+            &self.stats,
+        )
+        .await;
+        self.stats.rows_written.inc_by(stored);
+        Stats::inc(&self.stats.batches_written);
+    }
+
+    async fn drain_queue(self, queue: Arc<Mutex<QueueReceiver>>) {
+        loop {
+            self.stats.beat();
+            let c = self.cfg.get();
+            let next = queue
+                .lock()
+                .await
+                .next_batch_or_idle(c.max_records, c.max_delay, IDLE_BEAT)
+                .await;
+            let (records, ticket) = match next {
+                Next::Batch(r, t) => (r, t),
+                Next::Idle => continue,
+                Next::Closed => break,
+            };
+            self.write(records.into_iter().map(|r| (Uuid::now_v7(), r)).collect())
+                .await;
+            ticket.release();
+        }
+    }
+
+    async fn drain_spool(self, spool: Spool, reader: Arc<Mutex<SpoolReader>>) {
+        loop {
+            self.stats.beat();
+            let c = self.cfg.get();
+            let next = reader
+                .lock()
+                .await
+                .next(c.max_records, c.max_delay, IDLE_BEAT)
+                .await;
+            let mut taken = match next {
+                SpoolNext::Batch(t) => t,
+                SpoolNext::Idle => continue,
+                SpoolNext::Closed => break,
+            };
+            if taken.replayed {
+                skip_stored(&*self.backend, &mut taken.records, &self.retry, &self.stats).await;
+            }
+            self.write(taken.records).await;
+            spool.committed(&taken.marks);
+        }
+    }
 }
 
 /// Migrates, then writes batches until the queue is closed and drained. `writers` batches are
 /// written at once; batch size and delay are read from `cfg` for every batch (reloadable).
 pub async fn run<B: Backend>(
     backend: Arc<B>,
-    queue: QueueReceiver,
+    feed: Feed,
     layout: Layout,
     cfg: Arc<Live<BatchConfig>>,
     writers: usize,
     stats: Arc<Stats>,
 ) {
     let retry = Arc::new(Retry::new(cfg.clone()));
-    let report = retry
-        .run("migrating the schema", &stats, || backend.migrate())
-        .await;
+    let report = match retry
+        .run_until(
+            "migrating the schema",
+            &stats,
+            || backend.migrate(),
+            StorageError::is_schema_conflict,
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = format!(
+                "cannot set up the schema in {} ({e}): {}",
+                backend.describe(),
+                crate::storage::SCHEMA_CONFLICT_HELP
+            );
+            tracing::error!("{msg}");
+            *stats.fatal.lock().expect("fatal lock") = Some(msg);
+            return;
+        }
+    };
     if report.applied.is_empty() {
         tracing::info!("schema is up to date in {}", backend.describe());
     } else {
         tracing::info!(applied = ?report.applied, "created the panel schema in {}", backend.describe());
     }
-    let queue = Arc::new(Mutex::new(queue));
     let mut tasks = JoinSet::new();
+    let (queue, spool) = match feed {
+        Feed::Queue(q) => (Some(Arc::new(Mutex::new(q))), None),
+        Feed::Spool(s) => {
+            let reader = Arc::new(Mutex::new(s.reader()));
+            (None, Some((s, reader)))
+        }
+    };
     for _ in 0..writers.max(1) {
-        let (backend, queue, retry, stats, cfg) = (
-            backend.clone(),
-            queue.clone(),
-            retry.clone(),
-            stats.clone(),
-            cfg.clone(),
-        );
-        tasks.spawn(async move {
-            loop {
-                stats.beat();
-                let c = cfg.get();
-                let next = queue
-                    .lock()
-                    .await
-                    .next_batch_or_idle(c.max_records, c.max_delay, IDLE_BEAT)
-                    .await;
-                let (records, ticket) = match next {
-                    Next::Batch(r, t) => (r, t),
-                    Next::Idle => continue,
-                    Next::Closed => break,
-                };
-                let n = records.len() as u64;
-                let batch = Batch::build(records, &layout);
-                deliver(&*backend, batch, &layout, &retry, &stats).await;
-                ticket.release();
-                stats.rows_written.inc_by(n);
-                Stats::inc(&stats.batches_written);
-            }
-        });
+        let w = Writer {
+            backend: backend.clone(),
+            layout,
+            retry: retry.clone(),
+            stats: stats.clone(),
+            cfg: cfg.clone(),
+        };
+        match (&queue, &spool) {
+            (Some(q), _) => tasks.spawn(w.drain_queue(q.clone())),
+            (None, Some((s, r))) => tasks.spawn(w.drain_spool(s.clone(), r.clone())),
+            (None, None) => unreachable!("one feed"),
+        };
     }
     while let Some(r) = tasks.join_next().await {
         if let Err(e) = r {

@@ -1,6 +1,8 @@
-//! The one door from sources into the queue: sanitize, filter, count, queue.
+//! The one door from sources into the pipeline: sanitize, filter, count, then queue in memory or,
+//! with the spool on, append to the spool (which then acknowledges under its sync policy).
 
 use super::queue::{PushAllError, PushError, QueueSender, Reservation, ReserveError};
+use super::spool::Spool;
 use crate::filter::Filter;
 use crate::live::Live;
 use crate::record::Record;
@@ -12,6 +14,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Intake {
     queue: QueueSender,
+    /// When on, records go here instead of the queue.
+    spool: Option<Spool>,
     filter: Arc<Live<Filter>>,
     stats: Arc<Stats>,
     /// Per source and transport, when this intake belongs to one listener.
@@ -39,9 +43,18 @@ impl Intake {
     pub fn new(queue: QueueSender, filter: Arc<Live<Filter>>, stats: Arc<Stats>) -> Self {
         Intake {
             queue,
+            spool: None,
             filter,
             stats,
             received: None,
+        }
+    }
+
+    /// The same intake, appending to the spool instead of queueing in memory.
+    pub fn with_spool(self, spool: Spool) -> Self {
+        Intake {
+            spool: Some(spool),
+            ..self
         }
     }
 
@@ -87,6 +100,9 @@ impl Intake {
         let Some(record) = self.prepare(record) else {
             return Ok(());
         };
+        if let Some(spool) = &self.spool {
+            return spool.submit(&record).await.map_err(|_| Closed);
+        }
         self.queue.push(record).await.map_err(|_| Closed)
     }
 
@@ -105,6 +121,13 @@ impl Intake {
         let refused = total - kept.len();
         if kept.is_empty() {
             return Ok(refused);
+        }
+        if let Some(spool) = &self.spool {
+            return match spool.submit_all(&kept, wait).await {
+                Ok(true) => Ok(refused),
+                Ok(false) => Err(SubmitAllError::Full),
+                Err(_) => Err(SubmitAllError::Closed),
+            };
         }
         match self.queue.push_all(kept, wait).await {
             Ok(()) => Ok(refused),
@@ -128,7 +151,15 @@ impl Intake {
         let Some(record) = self.prepare(record) else {
             return Ok(());
         };
-        match self.queue.try_push(record) {
+        let pushed = match &self.spool {
+            Some(spool) => match spool.offer(&record) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(PushError::Full(record)),
+                Err(_) => Err(PushError::Closed(record)),
+            },
+            None => self.queue.try_push(record),
+        };
+        match pushed {
             Ok(()) => Ok(()),
             Err(PushError::Full(_)) => {
                 if self.stats.udp_dropped.inc().is_multiple_of(10000) {
@@ -186,10 +217,23 @@ impl RequestIntake {
             .map_err(SubmitAllError::from)
     }
 
-    /// Queues every record taken; returns how many the filters refused.
-    pub fn commit(self) -> Result<usize, SubmitAllError> {
-        self.reservation.commit()?;
-        Ok(self.refused)
+    /// Queues every record taken (with the spool on: appends them and waits, up to `wait` for
+    /// room, until they are durable under the sync policy); returns how many the filters refused.
+    pub async fn commit(mut self, wait: Duration) -> Result<usize, SubmitAllError> {
+        let Some(spool) = &self.intake.spool else {
+            self.reservation.commit()?;
+            return Ok(self.refused);
+        };
+        // The queue bytes stay taken until the records are in the spool.
+        let records = self.reservation.take_records();
+        if records.is_empty() {
+            return Ok(self.refused);
+        }
+        match spool.submit_all(&records, wait).await {
+            Ok(true) => Ok(self.refused),
+            Ok(false) => Err(SubmitAllError::Full),
+            Err(_) => Err(SubmitAllError::Closed),
+        }
     }
 }
 

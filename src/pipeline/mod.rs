@@ -5,3 +5,4 @@ pub mod config;
 pub mod delivery;
 pub mod intake;
 pub mod queue;
+pub mod spool;

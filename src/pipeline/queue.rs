@@ -256,6 +256,15 @@ impl Reservation {
         Ok(())
     }
 
+    /// The records held, leaving their bytes taken until the reservation is dropped (for a caller
+    /// that stores them elsewhere, such as the spool).
+    pub fn take_records(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.items)
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect()
+    }
+
     /// Queues every record held, in order.
     pub fn commit(mut self) -> Result<(), ReserveError> {
         for (record, weight) in std::mem::take(&mut self.items) {

@@ -12,6 +12,7 @@ pub mod sqlite;
 use crate::pipeline::batch::Batch;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use std::collections::HashSet;
 use std::future::Future;
 use uuid::Uuid;
 
@@ -46,6 +47,27 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// True when a migration failed because the objects it creates exist already: the panel's
+    /// tables are there but `django_migrations` does not record them. Retrying cannot fix this; an
+    /// operator must (see [`SCHEMA_CONFLICT_HELP`]).
+    pub fn is_schema_conflict(&self) -> bool {
+        let StorageError::Sql {
+            source: sqlx::Error::Database(db),
+            ..
+        } = self
+        else {
+            return false;
+        };
+        if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            // table exists, duplicate column, duplicate key name
+            return [1050, 1060, 1061].contains(&my.number());
+        }
+        let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+        // PostgreSQL duplicate_table, duplicate_column, duplicate_object; SQLite says it in words.
+        ["42P07", "42701", "42710"].contains(&code.as_str())
+            || db.message().contains("already exists")
+    }
+
     /// True for errors that retrying the same data cannot fix: the database refused the data itself
     /// (data exceptions, constraint or size violations), not the connection. Delivery then splits the
     /// batch to set the offending record aside instead of retrying forever.
@@ -85,6 +107,13 @@ impl StorageError {
     }
 }
 
+/// What an operator is told when the schema conflicts with `django_migrations`.
+pub const SCHEMA_CONFLICT_HELP: &str = "the log_panel tables exist but django_migrations does not \
+record the log_panel migrations, so the schema cannot be created or checked. If Django created \
+these tables, record them with `python manage.py migrate log_panel --fake` (or insert the rows into \
+django_migrations); if they are left from something else, drop the log_panel_* tables. Then start \
+the collector again.";
+
 /// Adds what was being done to a driver error.
 pub(crate) trait Context<T> {
     fn context(self, what: &'static str) -> Result<T, StorageError>;
@@ -121,6 +150,24 @@ pub trait Backend: Send + Sync + 'static {
     /// True when a row with this id is stored. Delivery asks before retrying a batch, so a commit
     /// whose acknowledgement was lost (connection cut at the wrong moment) is not written twice.
     fn contains_row(&self, id: Uuid) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Which of these row ids are stored. Delivery asks for records replayed from the spool, so a
+    /// record committed just before a crash is neither written nor counted again. The default asks
+    /// row by row; the shipped backends ask in one query per chunk of ids.
+    fn existing_ids(
+        &self,
+        ids: &[Uuid],
+    ) -> impl Future<Output = Result<HashSet<Uuid>, StorageError>> + Send {
+        async move {
+            let mut found = HashSet::new();
+            for id in ids {
+                if self.contains_row(*id).await? {
+                    found.insert(*id);
+                }
+            }
+            Ok(found)
+        }
+    }
 
     /// Retention: in one transaction (where the database has them), deletes up to `limit` of the
     /// oldest rows with `timestamp < cutoff`, their chunks first, and subtracts exactly what it deleted
@@ -216,6 +263,10 @@ impl Backend for AnyBackend {
         each!(self, b => b.contains_row(id).await)
     }
 
+    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StorageError> {
+        each!(self, b => b.existing_ids(ids).await)
+    }
+
     async fn delete_batch(
         &self,
         cutoff: DateTime<Utc>,
@@ -232,4 +283,15 @@ impl Backend for AnyBackend {
     async fn ping(&self) -> Result<(), StorageError> {
         each!(self, b => b.ping().await)
     }
+}
+
+/// Ids per `IN (...)` lookup: far below every dialect's placeholder limit.
+pub(crate) const ID_LOOKUP_CHUNK: usize = 500;
+
+/// Parses the ids a lookup returned (any of the text forms the backends store).
+pub(crate) fn parse_ids(texts: Vec<String>) -> HashSet<Uuid> {
+    texts
+        .iter()
+        .filter_map(|t| Uuid::parse_str(t).ok())
+        .collect()
 }

@@ -161,7 +161,7 @@ pub struct MongoBackend {
     database: String,
     shown: String,
     client: OnceCell<Client>,
-    /// First-row ids of batches that failed once: their retry looks up what is already stored.
+    /// Row ids of batches that failed: a batch holding any of them looks up what is stored first.
     retried: Mutex<HashSet<Uuid>>,
     /// Fault injection for tests: fail the write operation after this many more (-1: never).
     fail_after: AtomicI64,
@@ -702,7 +702,12 @@ impl Backend for MongoBackend {
             return Ok(());
         };
         let batch_id = hex(first.id);
-        let retry = self.retried.lock().expect("lock").contains(&first.id);
+        // A part of a refused batch (delivery writes it in halves with the same ids) or a replayed
+        // record counts as retried too: what landed before must be looked up, not inserted again.
+        let retry = {
+            let retried = self.retried.lock().expect("lock");
+            batch.rows.iter().any(|r| retried.contains(&r.id))
+        };
         let result = async {
             let db = self.db().await?;
             let rows = batch.rows.iter().map(row_doc).collect();
@@ -727,10 +732,12 @@ impl Backend for MongoBackend {
         let mut retried = self.retried.lock().expect("lock");
         match &result {
             Ok(()) => {
-                retried.remove(&first.id);
+                for r in &batch.rows {
+                    retried.remove(&r.id);
+                }
             }
             Err(_) => {
-                retried.insert(first.id);
+                retried.extend(batch.rows.iter().map(|r| r.id));
             }
         }
         result
@@ -739,6 +746,32 @@ impl Backend for MongoBackend {
     async fn contains_row(&self, _id: Uuid) -> Result<bool, StorageError> {
         // A batch is never half-committed as a unit here: write_batch itself completes a retried batch.
         Ok(false)
+    }
+
+    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StorageError> {
+        let db = self.db().await?;
+        let coll = db.collection::<Document>("log_panel_log");
+        let mut found = HashSet::new();
+        for part in ids.chunks(super::ID_LOOKUP_CHUNK) {
+            let hexes: Vec<String> = part.iter().map(|id| hex(*id)).collect();
+            let mut cur = coll
+                .find(doc! {"id": {"$in": &hexes}})
+                .projection(doc! {"id": 1, "_id": 0})
+                .await
+                .map_err(mongo_err("looking up stored documents"))?;
+            while cur
+                .advance()
+                .await
+                .map_err(mongo_err("reading stored ids"))?
+            {
+                if let Ok(id) = cur.current().get_str("id")
+                    && let Ok(id) = Uuid::parse_str(id)
+                {
+                    found.insert(id);
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn delete_batch(

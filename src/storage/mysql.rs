@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::{AssertSqlSafe, MySql, QueryBuilder, Row as _};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -355,6 +355,28 @@ impl Backend for MySqlBackend {
             .await
             .context("looking up a row")?;
         Ok(found.is_some())
+    }
+
+    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StorageError> {
+        let server = self.server().await?;
+        let mut found = HashSet::new();
+        for part in ids.chunks(super::ID_LOOKUP_CHUNK) {
+            let mut q = QueryBuilder::<MySql>::new(
+                "SELECT CAST(id AS CHAR) FROM log_panel_log WHERE id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in part {
+                list.push_bind(server.id(*id));
+            }
+            q.push(")");
+            let rows: Vec<String> = q
+                .build_query_scalar()
+                .fetch_all(&self.pool)
+                .await
+                .context("looking up stored rows")?;
+            found.extend(super::parse_ids(rows));
+        }
+        Ok(found)
     }
 
     async fn delete_batch(

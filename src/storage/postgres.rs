@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, Row as _};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
@@ -293,6 +294,16 @@ impl Backend for PostgresBackend {
             .await
             .context("looking up a row")?;
         Ok(found.is_some())
+    }
+
+    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StorageError> {
+        let found: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM log_panel_log WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await
+                .context("looking up stored rows")?;
+        Ok(found.into_iter().collect())
     }
 
     async fn delete_batch(

@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 use sqlx::{Executor, Row as _};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
@@ -199,6 +200,27 @@ impl Backend for SqliteBackend {
             .await
             .context("looking up a row")?;
         Ok(found.is_some())
+    }
+
+    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StorageError> {
+        let mut found = HashSet::new();
+        for part in ids.chunks(super::ID_LOOKUP_CHUNK) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT id FROM log_panel_log WHERE id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in part {
+                list.push_bind(hex(*id));
+            }
+            q.push(")");
+            let rows: Vec<String> = q
+                .build_query_scalar()
+                .fetch_all(&self.pool)
+                .await
+                .context("looking up stored rows")?;
+            found.extend(super::parse_ids(rows));
+        }
+        Ok(found)
     }
 
     async fn delete_batch(

@@ -13,6 +13,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod daemon;
+
 /// The machine's PostgreSQL (override with LPC_TEST_PG, a URL without database name).
 pub fn pg_base() -> String {
     std::env::var("LPC_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())

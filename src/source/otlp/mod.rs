@@ -171,7 +171,11 @@ pub async fn export(
             }
         }
     };
-    let refused = match outcome.and_then(|()| taking.commit()) {
+    let committed = match outcome {
+        Ok(()) => taking.commit(settings.config.queue_wait).await,
+        Err(e) => Err(e),
+    };
+    let refused = match committed {
         Ok(refused) => refused,
         Err(SubmitAllError::TooLarge) => {
             stats.limit_hit("otlp_too_many_records");

@@ -44,17 +44,33 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_SIZE]);
 }
 
-/// Accepts connections until cancelled; cancelling also ends the connections it started.
+/// On shutdown, a connection reads on until the sender pauses this long...
+const DRAIN_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+/// ...or this long in all (the listener's stop waits 5 s).
+const DRAIN_MAX: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Accepts connections until `shutdown` resolves; then every connection stops reading (after what
+/// the kernel has already received), hands over the frames it read, and `serve` returns once they
+/// all have. Cancelling the task instead ends the connections at once.
 pub async fn serve(
     listener: TcpListener,
     intake: Intake,
     settings: Arc<Live<SyslogSettings>>,
     pending: Arc<Pending>,
+    shutdown: impl Future<Output = ()>,
 ) {
     let mut conns = JoinSet::new();
     let open = Arc::new(AtomicUsize::new(0));
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            _ = &mut shutdown => {
+                drop(listener);
+                let _ = stop_tx.send(true);
+                while conns.join_next().await.is_some() {}
+                return;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let max = settings.get().config.max_connections;
@@ -69,10 +85,15 @@ pub async fn serve(
                     }
                     let _ = stream.set_nodelay(true);
                     let slot = Slot::take(&open);
-                    let (intake, settings, pending) = (intake.clone(), settings.clone(), pending.clone());
+                    let conn = Conn {
+                        intake: intake.clone(),
+                        live: settings.clone(),
+                        pending: pending.clone(),
+                        stop: stop.clone(),
+                    };
                     conns.spawn(async move {
                         let _slot = slot;
-                        connection(stream, peer, intake, settings, pending).await
+                        conn.run(stream, peer).await
                     });
                 }
                 Err(e) => {
@@ -155,83 +176,127 @@ enum End {
     Cut(&'static str),
 }
 
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+/// What a connection task shares with its listener.
+struct Conn {
     intake: Intake,
     live: Arc<Live<SyslogSettings>>,
     pending: Arc<Pending>,
-) {
-    let mut framer = Framer::new(live.get().config.max_frame);
-    let mut charge = Charge {
-        pending: &pending,
-        bytes: 0,
-    };
-    // The charge is given back only after the last frame is queued (below).
-    // When the unfinished frame began, and which frame that was.
-    let mut began: Option<(Instant, u64)> = None;
-    let end = loop {
-        let timeout = live.get().config.frame_timeout;
-        let deadline = began.map(|(t, _)| t + timeout);
-        let ready = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, stream.readable()).await {
-                Ok(r) => r,
-                Err(_) => break End::Cut("frame_timeout"),
-            },
-            None => stream.readable().await,
+    /// Turns true when the listener stops: read what the kernel has, hand it over, end.
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// What waiting for the socket came to.
+enum Wait {
+    Ready(std::io::Result<()>),
+    FrameTimeout,
+    Stop,
+}
+
+impl Conn {
+    async fn run(self, stream: TcpStream, peer: SocketAddr) {
+        let Conn {
+            intake,
+            live,
+            pending,
+            mut stop,
+        } = self;
+        let mut framer = Framer::new(live.get().config.max_frame);
+        // Given back only after the last frame is queued (below).
+        let mut charge = Charge {
+            pending: &pending,
+            bytes: 0,
         };
-        if ready.is_err() {
-            break End::Closed;
-        }
-        // Room for what this read may bring, before reading it.
-        if !charge.take_read(deadline, intake.stats()).await {
-            break End::Cut("frame_timeout");
-        }
-        let read = SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let n = stream.try_read(&mut scratch[..])?;
-            framer.buffer().extend_from_slice(&scratch[..n]);
-            Ok::<usize, std::io::Error>(n)
-        });
-        match read {
-            Ok(0) => break End::Closed,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                charge.keep(framer.buffer().len());
-                continue;
+        // When the unfinished frame began, and which frame that was.
+        let mut began: Option<(Instant, u64)> = None;
+        let mut stopping: Option<Instant> = None;
+        let end = loop {
+            let timeout = live.get().config.frame_timeout;
+            let deadline = began.map(|(t, _)| t + timeout);
+            let wait = match stopping {
+                // Shutting down: read on while bytes keep coming (a sender that closed has its last
+                // bytes in flight), until end of stream, a pause, or the drain time is up.
+                Some(until) => {
+                    let pause = DRAIN_PAUSE.min(until.saturating_duration_since(Instant::now()));
+                    match tokio::time::timeout(pause, stream.readable()).await {
+                        Ok(r) => Wait::Ready(r),
+                        Err(_) => break End::Closed,
+                    }
+                }
+                None => {
+                    let readable = async {
+                        match deadline {
+                            Some(d) => match tokio::time::timeout_at(d, stream.readable()).await {
+                                Ok(r) => Wait::Ready(r),
+                                Err(_) => Wait::FrameTimeout,
+                            },
+                            None => Wait::Ready(stream.readable().await),
+                        }
+                    };
+                    tokio::select! {
+                        w = readable => w,
+                        _ = stop.wait_for(|s| *s) => Wait::Stop,
+                    }
+                }
+            };
+            match wait {
+                Wait::Ready(Ok(())) => {}
+                Wait::Ready(Err(_)) => break End::Closed,
+                Wait::FrameTimeout => break End::Cut("frame_timeout"),
+                Wait::Stop => {
+                    stopping = Some(Instant::now() + DRAIN_MAX);
+                    continue;
+                }
             }
-            Err(e) => {
-                tracing::debug!(%peer, "TCP read failed: {e}");
-                break End::Closed;
+            // Room for what this read may bring, before reading it.
+            if !charge.take_read(deadline, intake.stats()).await {
+                break End::Cut("frame_timeout");
             }
-        }
+            let read = SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                let n = stream.try_read(&mut scratch[..])?;
+                framer.buffer().extend_from_slice(&scratch[..n]);
+                Ok::<usize, std::io::Error>(n)
+            });
+            match read {
+                Ok(0) => break End::Closed,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    charge.keep(framer.buffer().len());
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, "TCP read failed: {e}");
+                    break End::Closed;
+                }
+            }
+            let settings = live.get();
+            while let Some(frame) = framer.next_frame() {
+                if submit(&intake, frame, peer, &settings).await.is_err() {
+                    return;
+                }
+            }
+            framer.shrink();
+            began = match (framer.in_frame(), began) {
+                (false, _) => None,
+                (true, Some((t, b))) if b == framer.boundaries() => Some((t, b)),
+                (true, _) => Some((Instant::now(), framer.boundaries())),
+            };
+            charge.keep(framer.buffer().len());
+        };
         let settings = live.get();
-        while let Some(frame) = framer.next_frame() {
-            if submit(&intake, frame, peer, &settings).await.is_err() {
-                return;
+        let last = match end {
+            End::Closed => framer.finish(),
+            End::Cut(limit) => {
+                intake.stats().limit_hit(limit);
+                tracing::debug!(%peer, "syslog TCP: unfinished frame cut by {limit}; closing the connection");
+                framer.cut()
             }
-        }
-        framer.shrink();
-        began = match (framer.in_frame(), began) {
-            (false, _) => None,
-            (true, Some((t, b))) if b == framer.boundaries() => Some((t, b)),
-            (true, _) => Some((Instant::now(), framer.boundaries())),
         };
-        charge.keep(framer.buffer().len());
-    };
-    let settings = live.get();
-    let last = match end {
-        End::Closed => framer.finish(),
-        End::Cut(limit) => {
-            intake.stats().limit_hit(limit);
-            tracing::debug!(%peer, "syslog TCP: unfinished frame cut by {limit}; closing the connection");
-            framer.cut()
+        if let Some(frame) = last {
+            let _ = submit(&intake, frame, peer, &settings).await;
         }
-    };
-    if let Some(frame) = last {
-        let _ = submit(&intake, frame, peer, &settings).await;
+        drop(charge);
     }
-    drop(charge);
 }
 
 async fn submit(

@@ -1,0 +1,154 @@
+//! The disk spool in-process: replayed records that the database has already are skipped (not
+//! written or counted twice), and a shutdown with storage down is prompt and leaves the records
+//! spooled for the next start.
+
+mod common;
+
+use common::*;
+use log_panel_collector::collector::Collector;
+use log_panel_collector::pipeline::spool::{SpoolSettings, SyncPolicy};
+use log_panel_collector::service::activation::Activated;
+use log_panel_collector::storage::AnyBackend;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn spool_at(dir: &Path) -> SpoolSettings {
+    SpoolSettings {
+        dir: dir.to_path_buf(),
+        max_bytes: 64 << 20,
+        sync: SyncPolicy::Always,
+        segment_bytes: 64 << 10,
+    }
+}
+
+async fn start_spooled(url: &str, dir: &Path) -> Collector {
+    let cfg = test_config(url);
+    let backend = AnyBackend::from_config(&cfg.storage, cfg.batch.writers).unwrap();
+    Collector::start_spooled(
+        &cfg,
+        Arc::new(backend),
+        Activated::default(),
+        Some(spool_at(dir)),
+    )
+    .await
+    .expect("collector starts")
+}
+
+fn frames(tag: &str, n: usize) -> Vec<u8> {
+    let mut data = Vec::new();
+    for i in 0..n {
+        let msg = format!(
+            "<14>1 2026-11-27T10:00:00Z host app{} - - - {tag} {i}",
+            i % 3
+        );
+        data.extend(octet_frame(msg.as_bytes()));
+    }
+    data
+}
+
+fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_records_the_database_has_are_not_written_or_counted_again() {
+    const N: usize = 500;
+    let db = TestDb::new(Engine::Sqlite, "spool").await;
+    let spool_dir = tempfile::tempdir().unwrap();
+    let c = start_spooled(&db.url, spool_dir.path()).await;
+    send_tcp(c.tcp_addrs()[0], &frames("first", N));
+    let stats = c.stats();
+    wait_for("the records", Duration::from_secs(20), || {
+        stats.rows_written.get() == N as u64
+    })
+    .await;
+    let store = db.store().await;
+    // What a crash between the commit and the removal of the segments would leave behind.
+    let saved = tempfile::tempdir().unwrap();
+    for p in segments(spool_dir.path()) {
+        std::fs::copy(&p, saved.path().join(p.file_name().unwrap())).unwrap();
+    }
+    assert!(!segments(saved.path()).is_empty());
+    let s = c.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(s.rows_written, N as u64);
+    assert!(
+        segments(spool_dir.path()).is_empty(),
+        "a clean stop removes committed segments"
+    );
+    for p in segments(saved.path()) {
+        std::fs::copy(&p, spool_dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+
+    let c = start_spooled(&db.url, spool_dir.path()).await;
+    let stats = c.stats();
+    wait_for("the replay", Duration::from_secs(20), || {
+        stats.spool_skipped.get() == N as u64
+    })
+    .await;
+    assert_eq!(stats.spool_replayed.get(), N as u64);
+    assert_eq!(stats.rows_written.get(), 0);
+    c.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert!(segments(spool_dir.path()).is_empty());
+    let rows = store.rows().await;
+    assert_eq!(rows.len(), N, "no record stored twice");
+    assert_counters(&rows, &store.cards().await, &store.buckets().await, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_storage_down_is_prompt_and_the_next_start_delivers() {
+    const N: usize = 300;
+    let spool_dir = tempfile::tempdir().unwrap();
+    let down = format!("postgres://postgres@127.0.0.1:{}/none", free_port());
+    let c = start_spooled(&down, spool_dir.path()).await;
+    send_tcp(c.tcp_addrs()[0], &frames("down", N));
+    let stats = c.stats();
+    wait_for("the records to come in", Duration::from_secs(10), || {
+        stats.received.get() == N as u64
+    })
+    .await;
+    let t0 = Instant::now();
+    let s = c
+        .shutdown(Duration::from_secs(60))
+        .await
+        .expect("stopping with storage down is not an error");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "stopped in {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(s.rows_written, 0);
+    assert!(!segments(spool_dir.path()).is_empty());
+
+    let db = TestDb::new(Engine::Sqlite, "spool").await;
+    let c = start_spooled(&db.url, spool_dir.path()).await;
+    let stats = c.stats();
+    // The collector creates the database file: wait for it to write before reading.
+    wait_for("the spooled records", Duration::from_secs(20), || {
+        stats.rows_written.get() == N as u64
+    })
+    .await;
+    let store = db.store().await;
+    c.shutdown(Duration::from_secs(10)).await.unwrap();
+    let rows = store.rows().await;
+    assert_eq!(rows.len(), N);
+    let mut seen: Vec<String> = rows.iter().map(|r| r.message.clone()).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), N, "every record once");
+    assert!(segments(spool_dir.path()).is_empty());
+}
