@@ -30,6 +30,7 @@ pub enum StorageError {
     #[error("a counter document kept changing under concurrent writers")]
     Contention,
     /// A test asked for this failure (see `MongoBackend::fail_after_writes`).
+    #[cfg(feature = "fault-injection")]
     #[error("injected failure (test)")]
     Injected,
     #[error("{context}: {source}")]
