@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The test command: sets up what the tests need (idempotent), then runs every test.
-#   - util-linux `logger`, python3 and rsyslog (real syslog senders and relay)
+#   - util-linux `logger`, python3 and rsyslog with rsyslog-gnutls (real syslog senders and relay, also over
+#     TLS), and the openssl CLI (the TLS tests' certificates and s_client)
 #   - a Python >= 3.12 venv (.venv-panel) with django-log-panel, to read our databases with the real admin,
 #     and the OpenTelemetry SDK with its OTLP exporters, as real OTLP senders
 #   - PostgreSQL on 127.0.0.1:5432 and MariaDB on 127.0.0.1:3306 (started if installed but stopped)
 #   - a MongoDB-wire-compatible stand-in (nx-27017 from PyPI) on 127.0.0.1:27917, started here
+#   - syslog-ng's loggen (unpacked into a cache, see below) as a TLS load generator
 #   - curl, systemd's tools, and the Debian package built with cargo-deb (LPC_SKIP_PACKAGE=1 skips it)
 # Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -21,6 +23,32 @@ apt_install() {
 }
 command -v logger >/dev/null || apt_install bsdutils || die "logger (util-linux) is missing"
 [ -x /usr/sbin/rsyslogd ] || apt_install rsyslog || die "rsyslog (a real relay for the tests) could not be installed"
+# rsyslog's TLS driver (gtls) and the openssl CLI: tests/tls.rs relays over TLS, makes its CA and
+# certificates with openssl and probes with `openssl s_client`.
+ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || apt_install rsyslog-gnutls \
+  || die "rsyslog-gnutls (rsyslog's TLS driver, for tests/tls.rs) could not be installed"
+command -v openssl >/dev/null || apt_install openssl || die "openssl (for tests/tls.rs) could not be installed"
+# syslog-ng's loggen (a load generator that speaks TLS), for tests/tls.rs: unpacked from Debian's packages
+# into a cache (the installed package would conflict with rsyslog), behind a wrapper that sets its paths.
+LPC_LOGGEN=${LPC_LOGGEN:-${XDG_CACHE_HOME:-$HOME/.cache}/log-panel-collector/sng/loggen}
+if [ ! -x "$LPC_LOGGEN" ]; then
+  root=$(dirname "$LPC_LOGGEN"); mkdir -p "$root"; d=$(mktemp -d)
+  pkgs="syslog-ng-core libivykis0 libnet1 libpcre3 libwrap0"
+  (cd "$d" && apt-get download -q $pkgs >/dev/null 2>&1) \
+    || { apt-get update -q >/dev/null && (cd "$d" && apt-get download -q $pkgs >/dev/null); } \
+    || die "could not download syslog-ng's loggen ($pkgs)"
+  for f in "$d"/*.deb; do dpkg -x "$f" "$root"; done; rm -rf "$d"
+  multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo "$(uname -m)-linux-gnu")
+  cat > "$LPC_LOGGEN" <<WRAP
+#!/bin/sh
+export LD_LIBRARY_PATH="$root/usr/lib/$multiarch:$root/usr/lib/syslog-ng:$root/lib/$multiarch"
+export SYSLOGNG_PREFIX="$root/usr"
+exec "$root/usr/bin/loggen" "\$@"
+WRAP
+  chmod +x "$LPC_LOGGEN"
+  "$LPC_LOGGEN" --help >/dev/null 2>&1 || die "loggen does not run ($LPC_LOGGEN)"
+fi
+export LPC_LOGGEN
 command -v curl >/dev/null || apt_install curl || die "curl is missing"
 { command -v systemd-analyze && command -v systemd-socket-activate; } >/dev/null || apt_install systemd \
   || die "systemd (systemd-analyze, systemd-socket-activate) could not be installed"

@@ -11,12 +11,16 @@ use crate::pipeline::intake::Intake;
 use crate::pipeline::spool::{Spool, SpoolError, SpoolSettings};
 use crate::pipeline::{delivery, queue};
 use crate::retention::RetentionConfig;
+use crate::security::MaterialError;
 use crate::service::activation::{Activated, Opened, Role};
 use crate::service::metrics::{self, Health, UpGuard};
+use crate::source::otlp::auth::Tokens;
 use crate::source::otlp::{self, OtlpSettings};
 use crate::source::syslog::{SyslogSettings, tcp, udp};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::storage::{AnyBackend, Backend, StorageError};
+use crate::tls::reload::Alpn;
+use crate::tls::{Handshaker, TlsHandle};
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,6 +41,9 @@ pub enum StartError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// A certificate, key, client CA or token file that cannot be used (its key named).
+    #[error(transparent)]
+    Material(#[from] MaterialError),
 }
 
 /// Records still queued when the shutdown timeout ran out (the database never came back).
@@ -60,6 +67,11 @@ struct Ctx {
     pending: Arc<tcp::Pending>,
     /// Memory OTLP requests being decoded may take, both listeners.
     decode: Arc<otlp::limits::DecodeBudget>,
+    stats: Arc<Stats>,
+    /// The TLS material in force (when `[tls]` is set), shared by every TLS listener.
+    tls: Option<Arc<TlsHandle>>,
+    /// OTLP listeners speak TLS.
+    otlp_tls: bool,
 }
 
 struct Running {
@@ -123,8 +135,11 @@ fn spool_settings(cfg: &Config) -> Option<SpoolSettings> {
     s
 }
 
-fn otlp_settings(cfg: &Config) -> OtlpSettings {
-    OtlpSettings::new(&cfg.otlp, cfg.storage.context)
+fn otlp_settings(cfg: &Config, tokens: Option<Arc<Tokens>>) -> OtlpSettings {
+    OtlpSettings {
+        tokens,
+        ..OtlpSettings::new(&cfg.otlp, cfg.storage.context)
+    }
 }
 
 /// Every listener the config asks for.
@@ -136,6 +151,7 @@ fn wanted(cfg: &Config) -> Vec<(Role, SocketAddr)> {
         .map(|a| (Role::SyslogUdp, *a))
         .collect();
     v.extend(cfg.syslog.tcp.iter().map(|a| (Role::SyslogTcp, *a)));
+    v.extend(cfg.syslog.tls.iter().map(|a| (Role::SyslogTls, *a)));
     v.extend(cfg.otlp.grpc.map(|a| (Role::OtlpGrpc, a)));
     v.extend(cfg.otlp.http.map(|a| (Role::OtlpHttp, a)));
     v.extend(cfg.service.metrics.map(|a| (Role::Metrics, a)));
@@ -177,7 +193,10 @@ fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Running> {
     let shutdown = async move {
         let _ = stop_rx.await;
     };
-    let graceful = matches!(role, Role::OtlpGrpc | Role::OtlpHttp | Role::SyslogTcp);
+    let graceful = matches!(
+        role,
+        Role::OtlpGrpc | Role::OtlpHttp | Role::SyslogTcp | Role::SyslogTls
+    );
     let task = match opened {
         Opened::Udp(s) => {
             let socket = tokio::net::UdpSocket::from_std(s)?;
@@ -192,12 +211,28 @@ fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Running> {
         }
         Opened::Tcp(s) => {
             let listener = tokio::net::TcpListener::from_std(s)?;
+            let alpn = match role {
+                Role::SyslogTls => Some(Alpn::None),
+                Role::OtlpGrpc if ctx.otlp_tls => Some(Alpn::H2),
+                Role::OtlpHttp if ctx.otlp_tls => Some(Alpn::Http1),
+                _ => None,
+            };
+            let tls = match alpn {
+                None => None,
+                Some(alpn) => {
+                    let handle = ctx.tls.clone().ok_or_else(|| {
+                        std::io::Error::other("a TLS listener without [tls] cert and key")
+                    })?;
+                    Some(Handshaker::new(handle, alpn, ctx.stats.clone()))
+                }
+            };
             tokio::spawn(async move {
                 let _guard = guard;
                 match role {
-                    Role::SyslogTcp => {
-                        let intake = ctx.intake.for_source("syslog", "tcp");
-                        tcp::serve(listener, intake, ctx.syslog, ctx.pending, shutdown).await
+                    Role::SyslogTcp | Role::SyslogTls => {
+                        let transport = if tls.is_some() { "tls" } else { "tcp" };
+                        let intake = ctx.intake.for_source("syslog", transport);
+                        tcp::serve(listener, intake, ctx.syslog, ctx.pending, shutdown, tls).await
                     }
                     Role::OtlpGrpc => {
                         let svc = otlp::grpc::LogsService::new(
@@ -205,11 +240,12 @@ fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Running> {
                             ctx.otlp,
                             ctx.decode,
                         );
-                        otlp::grpc::serve(listener, svc, shutdown).await
+                        otlp::grpc::serve(listener, svc, shutdown, tls).await
                     }
                     Role::OtlpHttp => {
                         let intake = ctx.intake.for_source("otlp", "http");
-                        otlp::http::serve(listener, intake, ctx.otlp, ctx.decode, shutdown).await
+                        otlp::http::serve(listener, intake, ctx.otlp, ctx.decode, shutdown, tls)
+                            .await
                     }
                     Role::Metrics => metrics::serve(listener, ctx.health).await,
                     Role::SyslogUdp => unreachable!("a UDP role on a TCP socket"),
@@ -256,6 +292,8 @@ impl Collector {
         mut activated: Activated,
         spool: Option<SpoolSettings>,
     ) -> Result<Collector, StartError> {
+        // Files first: a bad certificate, key or token file starts nothing.
+        let material = crate::security::load(cfg)?;
         let stats = Arc::new(Stats::default());
         let spool = match spool {
             Some(s) => Some(Spool::open(s, stats.clone())?),
@@ -273,10 +311,13 @@ impl Collector {
         let ctx = Ctx {
             intake,
             syslog: Live::new(syslog_settings(cfg)),
-            otlp: Live::new(otlp_settings(cfg)),
+            otlp: Live::new(otlp_settings(cfg, material.tokens)),
             health: health.clone(),
             pending: tcp::Pending::new(cfg.syslog.max_pending_bytes),
             decode: otlp::limits::DecodeBudget::new(cfg.otlp.decode_budget),
+            stats: stats.clone(),
+            tls: material.tls,
+            otlp_tls: cfg.otlp.tls,
         };
         // Open every socket before starting anything, so a bind error leaves nothing half started.
         let mut opened = Vec::new();
@@ -381,6 +422,21 @@ impl Collector {
         self.bound(Role::Metrics).first().copied()
     }
 
+    /// Bound syslog-over-TLS addresses.
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.bound(Role::SyslogTls)
+    }
+
+    /// Whether the OTLP listeners speak TLS.
+    pub fn otlp_tls(&self) -> bool {
+        self.ctx.as_ref().is_some_and(|c| c.otlp_tls)
+    }
+
+    /// SHA-256 fingerprint of the server certificate in force, when TLS is configured.
+    pub fn tls_fingerprint(&self) -> Option<String> {
+        self.ctx.as_ref()?.tls.as_ref().map(|t| t.fingerprint())
+    }
+
     /// Where records go, for humans.
     pub fn storage(&self) -> &str {
         &self.storage
@@ -406,9 +462,15 @@ impl Collector {
     /// New sockets are bound first: if one cannot be, nothing changes and the error is returned.
     /// Returns what could not be applied without a restart.
     pub async fn reload(&mut self, new: Config) -> Result<Vec<String>, StartError> {
-        let Some(ctx) = self.ctx.clone() else {
+        let Some(mut ctx) = self.ctx.clone() else {
             return Ok(vec!["shutting down: reload ignored".into()]);
         };
+        // Certificates, keys, CA and tokens are read again on every reload; a bad file changes nothing.
+        let fresh = crate::security::load(&new)?;
+        if ctx.otlp_tls && fresh.tls.is_none() {
+            // The running OTLP listeners speak TLS until a restart: they need the material.
+            return Err(MaterialError::StillInUse.into());
+        }
         let wanted_now: Vec<(Role, SocketAddr)> = wanted(&new);
         let mut opened = Vec::new();
         let mut none = Activated::default();
@@ -451,9 +513,21 @@ impl Collector {
         if new.service.log_level != old.service.log_level {
             kept.push("service.log_level changes need a restart".to_string());
         }
+        // The sockets are bound: put the new material in force for new handshakes.
+        ctx.tls = match (ctx.tls.take(), fresh.tls) {
+            (Some(current), Some(fresh)) => {
+                current.adopt(&fresh);
+                Some(current)
+            }
+            (_, fresh) => fresh,
+        };
+        if new.otlp.tls != ctx.otlp_tls {
+            kept.push("otlp.tls changes need a restart".to_string());
+        }
+        self.ctx = Some(ctx.clone());
         self.filter.set(Filter::new(&new.filter));
         ctx.syslog.set(syslog_settings(&new));
-        ctx.otlp.set(otlp_settings(&new));
+        ctx.otlp.set(otlp_settings(&new, fresh.tokens));
         self.batch.set(BatchConfig {
             writers: old.batch.writers,
             queue_bytes: old.batch.queue_bytes,

@@ -14,6 +14,7 @@ pub use crate::source::otlp::config::OtlpConfig;
 pub use crate::source::syslog::config::SyslogConfig;
 pub use crate::source::syslog::template::{LoggerTemplate, TemplatePart};
 pub use crate::storage::config::StorageConfig;
+pub use crate::tls::config::TlsConfig;
 use std::path::Path;
 use toml::{Table, Value};
 
@@ -28,6 +29,7 @@ pub struct Config {
     pub spool: SpoolConfig,
     pub retention: RetentionConfig,
     pub service: ServiceConfig,
+    pub tls: TlsConfig,
 }
 
 /// Why a config could not be loaded: unreadable, not TOML, or a list of key errors.
@@ -44,7 +46,7 @@ pub enum ConfigError {
     Keys { path: String, errors: Vec<KeyError> },
 }
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "storage",
     "syslog",
     "otlp",
@@ -53,6 +55,7 @@ const SECTIONS: [&str; 8] = [
     "spool",
     "retention",
     "service",
+    "tls",
 ];
 
 impl Config {
@@ -107,7 +110,9 @@ impl Config {
             spool: section(&root, &mut errors),
             retention: section(&root, &mut errors),
             service: section(&root, &mut errors),
+            tls: section(&root, &mut errors),
         };
+        cross_checks(&cfg, &mut errors);
         if errors.is_empty() {
             Ok(cfg)
         } else {
@@ -115,6 +120,29 @@ impl Config {
                 path: "<string>".into(),
                 errors,
             })
+        }
+    }
+}
+
+/// Keys of one section that need another section.
+fn cross_checks(cfg: &Config, errors: &mut Vec<KeyError>) {
+    let have_tls = cfg.tls.cert.is_some() && cfg.tls.key.is_some();
+    let mut need = |key: &str, on: bool| {
+        if on && !have_tls {
+            errors.push(KeyError {
+                key: key.into(),
+                reason: "TLS listeners need [tls] cert and key".into(),
+            });
+        }
+    };
+    need("syslog.tls", !cfg.syslog.tls.is_empty());
+    need("otlp.tls", cfg.otlp.tls);
+    for addr in &cfg.syslog.tls {
+        if cfg.syslog.tcp.contains(addr) && addr.port() != 0 {
+            errors.push(KeyError {
+                key: "syslog.tls".into(),
+                reason: format!("{addr} is also a syslog.tcp listener"),
+            });
         }
     }
 }

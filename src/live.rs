@@ -18,6 +18,11 @@ impl<T> Live<T> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Replaces the value with one shared with another cell.
+    pub fn set_arc(&self, value: Arc<T>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = value;
+    }
+
     /// Replaces the value for all later readers.
     pub fn set(&self, value: T) {
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);

@@ -124,8 +124,22 @@ fn main() -> ExitCode {
             }
         }
         Command::Validate => {
-            println!("config OK");
-            ExitCode::SUCCESS
+            // The config's keys are checked; now the files it names (certificates, keys, tokens).
+            let errors = log_panel_collector::security::check_files(&cfg);
+            if errors.is_empty() {
+                println!("config OK");
+                ExitCode::SUCCESS
+            } else {
+                let shown = cli
+                    .config
+                    .as_deref()
+                    .map_or("<default>".into(), |p| p.display().to_string());
+                eprintln!("config file {shown} has {} error(s):", errors.len());
+                for e in errors {
+                    eprintln!("  {e}");
+                }
+                ExitCode::from(2)
+            }
         }
         command => {
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -273,11 +287,22 @@ fn print_addresses(collector: &Collector) {
     for a in collector.tcp_addrs() {
         eprintln!("listening on syslog tcp {a}");
     }
+    for a in collector.tls_addrs() {
+        eprintln!("listening on syslog tls {a}");
+    }
+    let tls = if collector.otlp_tls() {
+        " over TLS"
+    } else {
+        ""
+    };
     if let Some(a) = collector.grpc_addr() {
-        eprintln!("listening on otlp grpc {a}");
+        eprintln!("listening on otlp grpc {a}{tls}");
     }
     if let Some(a) = collector.http_addr() {
-        eprintln!("listening on otlp http {a} (POST /v1/logs)");
+        eprintln!("listening on otlp http {a} (POST /v1/logs){tls}");
+    }
+    if let Some(f) = collector.tls_fingerprint() {
+        eprintln!("TLS certificate SHA-256 {f}");
     }
     if let Some(a) = collector.metrics_addr() {
         eprintln!("listening on metrics http {a} (/metrics, /health, /ready)");

@@ -46,6 +46,10 @@ pub struct Stats {
     pub otlp_unavailable: Count,
     /// Connections, frames and requests refused or cut by a configured limit, per limit.
     pub limited: Family<LimitLabels, Count>,
+    /// TLS handshakes refused (bad or missing client certificate, plain text, timeout).
+    pub tls_refused: Count,
+    /// OTLP requests refused for a missing or wrong bearer token.
+    pub auth_refused: Count,
     /// Records committed as themselves.
     pub rows_written: Count,
     /// Records the database refused, stored as error records in their place.
@@ -90,6 +94,8 @@ impl Default for Stats {
             udp_dropped: Count::default(),
             otlp_unavailable: Count::default(),
             limited: Family::default(),
+            tls_refused: Count::default(),
+            auth_refused: Count::default(),
             rows_written: Count::default(),
             error_records: Count::default(),
             batches_written: Count::default(),
@@ -224,6 +230,16 @@ impl Stats {
             "limited",
             "Connections, frames and requests refused or cut by a configured limit",
             self.limited.clone(),
+        );
+        r.register(
+            "tls_refused_handshakes",
+            "TLS handshakes refused (client certificate, protocol, timeout)",
+            self.tls_refused.clone(),
+        );
+        r.register(
+            "auth_refused_requests",
+            "OTLP requests refused for a missing or wrong bearer token",
+            self.auth_refused.clone(),
         );
         r.register(
             "rows_written",

@@ -62,6 +62,15 @@ fn debian_package_installs_validates_and_removes() {
             .exists()
     );
     let enabled = |link: &str| Path::new("/etc/systemd/system").join(link).exists();
+    // The optional syslog-over-TLS socket ships, off by default.
+    assert!(
+        Path::new("/lib/systemd/system/log-panel-collector-tls.socket").exists()
+            || Path::new("/usr/lib/systemd/system/log-panel-collector-tls.socket").exists()
+    );
+    assert!(
+        !enabled("sockets.target.wants/log-panel-collector-tls.socket"),
+        "the TLS socket is not enabled by default"
+    );
     assert!(
         enabled("multi-user.target.wants/log-panel-collector.service"),
         "service enabled"

@@ -545,15 +545,17 @@ fn systemd_units_verify() {
         .unwrap()
         .replace("/usr/bin/log-panel-collector", binary().to_str().unwrap());
     std::fs::write(dir.path().join("log-panel-collector.service"), service).unwrap();
-    std::fs::copy(
-        repo().join("systemd/log-panel-collector.socket"),
-        dir.path().join("log-panel-collector.socket"),
-    )
-    .unwrap();
+    for unit in [
+        "log-panel-collector.socket",
+        "log-panel-collector-tls.socket",
+    ] {
+        std::fs::copy(repo().join("systemd").join(unit), dir.path().join(unit)).unwrap();
+    }
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(dir.path().join("log-panel-collector.service"))
         .arg(dir.path().join("log-panel-collector.socket"))
+        .arg(dir.path().join("log-panel-collector-tls.socket"))
         .output()
         .expect("systemd-analyze (Debian's systemd package) is needed");
     let text = format!(

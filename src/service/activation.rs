@@ -1,6 +1,7 @@
 //! systemd socket activation: the sockets handed over in `LISTEN_FDS` (see log-panel-collector.socket),
 //! matched to listeners by address, or by `FileDescriptorName` on the same port (`syslog` for both syslog
-//! sockets, told apart by type; `syslog-udp`, `syslog-tcp`, `otlp-grpc`, `otlp-http`, `metrics`). A named
+//! sockets, told apart by type; `syslog-udp`, `syslog-tcp`, `syslog-tls`, `otlp-grpc`, `otlp-http`,
+//! `metrics`). A named
 //! socket that no configured listener takes becomes an extra listener of its role. What is not handed
 //! over is bound as usual.
 
@@ -12,6 +13,8 @@ use std::os::fd::FromRawFd;
 pub enum Role {
     SyslogUdp,
     SyslogTcp,
+    /// Syslog over TLS (RFC 5425).
+    SyslogTls,
     OtlpGrpc,
     OtlpHttp,
     Metrics,
@@ -23,6 +26,7 @@ impl Role {
         match self {
             Role::SyslogUdp => "syslog-udp",
             Role::SyslogTcp => "syslog-tcp",
+            Role::SyslogTls => "syslog-tls",
             Role::OtlpGrpc => "otlp-grpc",
             Role::OtlpHttp => "otlp-http",
             Role::Metrics => "metrics",
@@ -42,9 +46,10 @@ impl Role {
     }
 
     /// All roles, in start order.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::SyslogUdp,
         Role::SyslogTcp,
+        Role::SyslogTls,
         Role::OtlpGrpc,
         Role::OtlpHttp,
         Role::Metrics,

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod daemon;
+pub mod pki;
 
 /// The machine's PostgreSQL (override with LPC_TEST_PG, a URL without database name).
 pub fn pg_base() -> String {
@@ -625,10 +626,18 @@ pub fn as_pg(tool: &str) -> Command {
 pub struct PrivatePg {
     dir: tempfile::TempDir,
     port: u16,
+    /// Extra server options (`-c name=value ...`).
+    opts: String,
 }
 
 impl PrivatePg {
     pub fn init() -> PrivatePg {
+        PrivatePg::init_with(|_| String::new())
+    }
+
+    /// Like [`PrivatePg::init`], with server options made from the (postgres-owned) temp dir, e.g.
+    /// `-c ssl=on -c ssl_cert_file=DIR/server.crt ...` after copying the files there.
+    pub fn init_with(opts: impl FnOnce(&Path) -> String) -> PrivatePg {
         let dir = tempfile::Builder::new().prefix("lpc-pg").tempdir().unwrap();
         run_ok(Command::new("chown").arg("postgres").arg(dir.path()));
         let port = free_port();
@@ -637,16 +646,18 @@ impl PrivatePg {
                 .args(["-A", "trust", "-U", "postgres", "-D"])
                 .arg(dir.path().join("data")),
         );
-        let pg = PrivatePg { dir, port };
+        let opts = opts(dir.path());
+        let pg = PrivatePg { dir, port, opts };
         pg.start();
         pg
     }
 
     pub fn start(&self) {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.opts
         );
         run_ok(
             as_pg("pg_ctl")
@@ -669,6 +680,10 @@ impl PrivatePg {
 
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 }
 

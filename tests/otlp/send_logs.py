@@ -1,6 +1,9 @@
 """Send Python log records through the OpenTelemetry SDK's LoggingHandler and an OTLP exporter.
 
 Usage: send_logs.py grpc|http ENDPOINT [--big N] [--count N --prefix P]
+                    [--ca CA [--cert CERT --key KEY]] [--token TOKEN]
+(--ca: TLS with that CA file, an https:// ENDPOINT; --cert/--key: a client certificate;
+--token: sent as "Authorization: Bearer TOKEN")
 Prints one JSON document on stdout describing what was logged (logger, level, line, message), so the
 Rust test can compare it with what the collector stored.
 """
@@ -20,18 +23,42 @@ parser.add_argument("--big", type=int, default=300_000, help="length of the big 
 parser.add_argument("--count", type=int, default=0, help="only send COUNT numbered INFO records")
 parser.add_argument("--prefix", default="numbered")
 parser.add_argument("--size", type=int, default=50, help="padding of numbered records")
+parser.add_argument("--ca", help="CA file: TLS (endpoint https://)")
+parser.add_argument("--cert", help="client certificate (PEM)")
+parser.add_argument("--key", help="client key (PEM)")
+parser.add_argument("--token", help="bearer token")
 args = parser.parse_args()
+
+headers = {"authorization": f"Bearer {args.token}"} if args.token else None
 
 if args.protocol == "grpc":
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression
 
-    exporter = OTLPLogExporter(endpoint=args.endpoint, insecure=True, compression=Compression.Gzip)
+    if args.ca:
+        import grpc
+
+        def read(path):
+            with open(path, "rb") as fh:
+                return fh.read()
+
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=read(args.ca),
+            private_key=read(args.key) if args.key else None,
+            certificate_chain=read(args.cert) if args.cert else None,
+        )
+        exporter = OTLPLogExporter(endpoint=args.endpoint, insecure=False, credentials=creds,
+                                   headers=headers, compression=Compression.Gzip)
+    else:
+        exporter = OTLPLogExporter(endpoint=args.endpoint, insecure=True, headers=headers,
+                                   compression=Compression.Gzip)
 else:
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
-    exporter = OTLPLogExporter(endpoint=args.endpoint, compression=Compression.Gzip)
+    exporter = OTLPLogExporter(endpoint=args.endpoint, compression=Compression.Gzip, headers=headers,
+                               certificate_file=args.ca, client_certificate_file=args.cert,
+                               client_key_file=args.key)
 
 provider = LoggerProvider(resource=Resource.create({"service.name": "otlp-test-shop"}))
 provider.add_log_record_processor(BatchLogRecordProcessor(exporter, schedule_delay_millis=100, max_queue_size=100_000))

@@ -16,6 +16,10 @@ pub struct OtlpConfig {
     /// HTTP `POST /v1/logs`; `None` when off.
     #[serde(deserialize_with = "settings::optional_address::deserialize")]
     pub http: Option<SocketAddr>,
+    /// Both listeners speak TLS with the `[tls]` material.
+    pub tls: bool,
+    /// Bearer tokens, one per line: requests must carry `Authorization: Bearer` with one of them.
+    pub bearer_token_file: Option<std::path::PathBuf>,
     /// Largest request body, after decompression.
     #[serde(deserialize_with = "settings::bytes::deserialize")]
     pub max_message_bytes: usize,
@@ -54,6 +58,8 @@ impl Default for OtlpConfig {
         OtlpConfig {
             grpc: Some(local(4317)),
             http: Some(local(4318)),
+            tls: false,
+            bearer_token_file: None,
             max_message_bytes: 4 << 20,
             queue_wait: Duration::from_millis(1000),
             max_concurrent_requests: 4,
@@ -105,6 +111,16 @@ impl Section for OtlpConfig {
             16 << 20,
         );
         p.range("max_context_bytes", self.max_context_bytes, 64, 64 << 20);
+        if self
+            .bearer_token_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            p.key(
+                "bearer_token_file",
+                "must be a file path (leave the key out instead of \"\")",
+            );
+        }
         if let (Some(g), Some(h)) = (self.grpc, self.http)
             && g == h
             && g.port() != 0

@@ -2,7 +2,7 @@
 //! small tonic service with its own codec so that a malformed request is INVALID_ARGUMENT (the
 //! generated server would answer INTERNAL), as OTLP asks.
 
-use super::limits::{self, Connections, Counted, DecodeBudget};
+use super::limits::{self, Connections, DecodeBudget};
 use super::{Encoding, ExportError, OtlpSettings, RETRY_AFTER_SECS, export_body};
 use crate::live::Live;
 use crate::pipeline::intake::Intake;
@@ -148,6 +148,11 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let svc = self.clone();
         Box::pin(async move {
+            let settings = svc.settings.get();
+            if !settings.authorized(req.headers().get("authorization").map(|v| v.as_bytes())) {
+                crate::stats::Stats::inc(&svc.intake.stats().auth_refused);
+                return Ok(Status::unauthenticated(super::UNAUTHENTICATED).into_http());
+            }
             if req.uri().path() != EXPORT_PATH {
                 return Ok(
                     Status::unimplemented(format!("no method {}", req.uri().path())).into_http(),
@@ -191,34 +196,44 @@ where
 /// Serves gRPC on `listener` until `shutdown` completes, then closes every connection (GOAWAY) and
 /// waits for requests in flight, so no connection task keeps the queue open. At most
 /// `max_connections` are open, each with at most `max_concurrent_requests` streams, and a peer
-/// that stops answering keepalive pings is disconnected.
+/// that stops answering keepalive pings is disconnected. With `tls`, connections are served once
+/// their TLS handshake (run beside the others, not in the accept loop) succeeded.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: LogsService,
     shutdown: impl Future<Output = ()> + Send,
+    tls: Option<crate::tls::Handshaker>,
 ) {
     let cfg = service.settings.get().config.clone();
-    let stats = Arc::clone(service.intake.stats_handle());
-    let open = Arc::new(Connections::default());
-    let settings = service.settings.clone();
-    let incoming = futures_util::stream::unfold(
-        (listener, open, stats, settings),
-        |(listener, open, stats, settings)| async move {
-            let max = settings.get().config.max_connections;
-            let next = limits::accept(&listener, &open, max, &stats, "otlp_connections")
-                .await
-                .map(|(stream, slot)| Counted::new(stream, slot));
-            Some((next, (listener, open, stats, settings)))
-        },
-    );
-    if let Err(e) = tonic::transport::Server::builder()
+    let source = limits::Limited {
+        listener,
+        open: Arc::new(Connections::default()),
+        settings: service.settings.clone(),
+        stats: Arc::clone(service.intake.stats_handle()),
+    };
+    let server = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(cfg.max_concurrent_requests as u32))
         .http2_keepalive_interval(Some(cfg.keepalive))
         .http2_keepalive_timeout(Some(cfg.keepalive))
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-    {
+        .add_service(service);
+    let served = match tls {
+        None => {
+            let incoming = futures_util::stream::unfold(source, |mut source| async move {
+                let next = source.next().await;
+                Some((next, source))
+            });
+            server
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        Some(hs) => {
+            let incoming = crate::tls::TlsIncoming::new(source, hs);
+            server
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    };
+    if let Err(e) = served {
         tracing::error!("OTLP gRPC server stopped: {e}");
     }
 }

@@ -36,13 +36,15 @@ fn router(state: AppState) -> axum::Router {
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes, then lets the requests in flight
 /// finish. Each connection must send its headers within `header_timeout`; at most
-/// `max_connections` are open and `max_concurrent_requests` handled at once.
+/// `max_connections` are open and `max_concurrent_requests` handled at once. With `tls`, each
+/// connection is served once its TLS handshake (in the connection's own task) succeeded.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     intake: Intake,
     settings: Arc<Live<OtlpSettings>>,
     budget: Arc<DecodeBudget>,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    tls: Option<crate::tls::Handshaker>,
 ) {
     let cfg = settings.get().config.clone();
     let state = AppState {
@@ -68,13 +70,35 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let conn = http.serve_connection(TokioIo::new(Counted::new(stream, slot)), app.clone());
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("OTLP HTTP connection ended: {e}");
+        match &tls {
+            None => {
+                let conn =
+                    http.serve_connection(TokioIo::new(Counted::new(stream, slot)), app.clone());
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("OTLP HTTP connection ended: {e}");
+                    }
+                });
             }
-        });
+            Some(hs) => {
+                let (hs, http, app, watcher) =
+                    (hs.clone(), http.clone(), app.clone(), graceful.watcher());
+                let peer = stream
+                    .peer_addr()
+                    .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+                tokio::spawn(async move {
+                    // The slot is held from acceptance on, through the handshake.
+                    let Some(tls) = hs.accept(Counted::new(stream, slot), peer).await else {
+                        return;
+                    };
+                    let conn = http.serve_connection(TokioIo::new(tls), app);
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!("OTLP HTTP connection ended: {e}");
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     graceful.shutdown().await;
@@ -127,7 +151,37 @@ fn error_response(kind: Encoding, e: &ExportError) -> Response {
     r
 }
 
+/// 401 with `WWW-Authenticate: Bearer`, as RFC 6750 asks.
+fn unauthorized(kind: Encoding) -> Response {
+    let (ct, body) = status_body(kind, 16, super::UNAUTHENTICATED);
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::CONTENT_TYPE, ct),
+            (
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"otlp\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 async fn logs(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    if !st.settings.get().authorized(authorization) {
+        crate::stats::Stats::inc(&st.intake.stats().auth_refused);
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+        return unauthorized(if json {
+            Encoding::Json
+        } else {
+            Encoding::Protobuf
+        });
+    }
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

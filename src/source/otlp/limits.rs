@@ -112,6 +112,45 @@ pub async fn accept(
     }
 }
 
+/// A listener with its connection limit, for servers that take a stream of connections (gRPC).
+pub struct Limited {
+    pub listener: TcpListener,
+    pub open: Arc<Connections>,
+    pub settings: Arc<crate::live::Live<super::OtlpSettings>>,
+    pub stats: Arc<Stats>,
+}
+
+impl Limited {
+    /// The next connection under `max_connections`.
+    pub async fn next(&mut self) -> std::io::Result<Counted<TcpStream>> {
+        let max = self.settings.get().config.max_connections;
+        accept(
+            &self.listener,
+            &self.open,
+            max,
+            &self.stats,
+            "otlp_connections",
+        )
+        .await
+        .map(|(stream, slot)| Counted::new(stream, slot))
+    }
+}
+
+impl crate::tls::incoming::Accept for Limited {
+    type Io = Counted<TcpStream>;
+
+    async fn accept(&mut self) -> (Self::Io, std::net::SocketAddr) {
+        loop {
+            if let Ok(c) = self.next().await {
+                let peer =
+                    c.io.peer_addr()
+                        .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+                return (c, peer);
+            }
+        }
+    }
+}
+
 /// A connection that frees its slot when it closes (for servers that own their connections).
 pub struct Counted<T> {
     pub io: T,

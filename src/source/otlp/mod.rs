@@ -1,6 +1,7 @@
 //! OTLP logs over gRPC (`LogsService/Export`) and HTTP (`POST /v1/logs`, protobuf and JSON), with gzip.
 //! Both transports share [`export`]: map, filter, queue all records of a request or none.
 
+pub mod auth;
 pub mod config;
 pub mod cost;
 pub mod grpc;
@@ -27,14 +28,17 @@ use std::sync::Arc;
 pub struct OtlpSettings {
     pub config: OtlpConfig,
     pub context: bool,
+    /// Bearer tokens a request must carry (`None`: no authentication asked).
+    pub tokens: Option<Arc<auth::Tokens>>,
 }
 
 impl OtlpSettings {
-    /// The settings for `config`, with the context line on or off.
+    /// The settings for `config`, with the context line on or off (and no bearer tokens asked).
     pub fn new(config: &OtlpConfig, context: bool) -> Self {
         OtlpSettings {
             config: config.clone(),
             context,
+            tokens: None,
         }
     }
 
@@ -46,6 +50,18 @@ impl OtlpSettings {
         })
     }
 }
+
+impl OtlpSettings {
+    /// Whether a request with this `Authorization` header value may export.
+    pub fn authorized(&self, authorization: Option<&[u8]>) -> bool {
+        self.tokens
+            .as_ref()
+            .is_none_or(|t| t.accepts(authorization))
+    }
+}
+
+/// The answer to a request without an accepted bearer token (no detail: nothing to probe with).
+pub const UNAUTHENTICATED: &str = "missing or invalid bearer token";
 
 /// Why an export was not accepted; each maps to the status the OTLP specification asks for.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

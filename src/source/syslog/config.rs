@@ -16,6 +16,9 @@ pub struct SyslogConfig {
     pub udp: Vec<SocketAddr>,
     #[serde(deserialize_with = "settings::addresses::deserialize")]
     pub tcp: Vec<SocketAddr>,
+    /// Syslog over TLS (RFC 5425) listeners, with the `[tls]` material; empty: none.
+    #[serde(deserialize_with = "settings::addresses::deserialize")]
+    pub tls: Vec<SocketAddr>,
     /// Zone of RFC 3164 timestamps, which carry none.
     #[serde(with = "settings::time_zone")]
     pub source_time_zone: Tz,
@@ -45,6 +48,7 @@ impl Default for SyslogConfig {
         SyslogConfig {
             udp: vec![local],
             tcp: vec![local],
+            tls: Vec::new(),
             source_time_zone: Tz::UTC,
             max_frame: 1 << 20,
             logger_name: LoggerTemplate::default(),
@@ -83,7 +87,7 @@ impl Section for SyslogConfig {
             1 << 20,
             1 << 40,
         );
-        for (key, list) in [("udp", &self.udp), ("tcp", &self.tcp)] {
+        for (key, list) in [("udp", &self.udp), ("tcp", &self.tcp), ("tls", &self.tls)] {
             for addr in settings::duplicates(list) {
                 p.key(key, format!("{addr} is listed twice"));
             }

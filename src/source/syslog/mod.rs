@@ -4,6 +4,7 @@ pub mod config;
 pub mod framing;
 pub mod map;
 pub mod parse;
+pub mod stream;
 pub mod tcp;
 pub mod template;
 pub mod udp;

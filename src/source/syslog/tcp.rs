@@ -1,5 +1,8 @@
-//! Syslog over TCP: many connections, RFC 6587 framing per frame. When the queue is full a
-//! connection stops reading (the sender sees TCP backpressure) instead of losing messages.
+//! Syslog over TCP and over TLS (RFC 5425): many connections, RFC 6587 framing per frame (octet
+//! counting and LF). When the queue is full a connection stops reading (the sender sees TCP
+//! backpressure) instead of losing messages. One connection loop serves both transports (see
+//! [`super::stream`]); a TLS connection is served once its handshake succeeded, and counts against
+//! `max_connections` from its acceptance on.
 //!
 //! A listener is safe to expose (docs/security.md): at most `max_connections` are open (one more is
 //! closed at once); an idle connection holds no buffer; a frame that was started must end within
@@ -7,15 +10,17 @@
 //! bytes all connections hold stay under `max_pending_bytes` (connections wait to read past it).
 
 use super::framing::{Frame, Framer};
+use super::stream::SyslogStream;
 use super::{SyslogSettings, decode};
 use crate::live::Live;
 use crate::pipeline::intake::Intake;
 use crate::stats::Stats;
+use crate::tls::Handshaker;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -58,6 +63,7 @@ pub async fn serve(
     settings: Arc<Live<SyslogSettings>>,
     pending: Arc<Pending>,
     shutdown: impl Future<Output = ()>,
+    tls: Option<Handshaker>,
 ) {
     let mut conns = JoinSet::new();
     let open = Arc::new(AtomicUsize::new(0));
@@ -91,9 +97,17 @@ pub async fn serve(
                         pending: pending.clone(),
                         stop: stop.clone(),
                     };
+                    let tls = tls.clone();
                     conns.spawn(async move {
                         let _slot = slot;
-                        conn.run(stream, peer).await
+                        match tls {
+                            None => conn.run(stream, peer).await,
+                            Some(hs) => {
+                                if let Some(stream) = hs.accept(stream, peer).await {
+                                    conn.run(stream, peer).await
+                                }
+                            }
+                        }
                     });
                 }
                 Err(e) => {
@@ -193,7 +207,7 @@ enum Wait {
 }
 
 impl Conn {
-    async fn run(self, stream: TcpStream, peer: SocketAddr) {
+    async fn run<S: SyslogStream>(self, mut stream: S, peer: SocketAddr) {
         let Conn {
             intake,
             live,
@@ -217,7 +231,7 @@ impl Conn {
                 // bytes in flight), until end of stream, a pause, or the drain time is up.
                 Some(until) => {
                     let pause = DRAIN_PAUSE.min(until.saturating_duration_since(Instant::now()));
-                    match tokio::time::timeout(pause, stream.readable()).await {
+                    match tokio::time::timeout(pause, stream.ready()).await {
                         Ok(r) => Wait::Ready(r),
                         Err(_) => break End::Closed,
                     }
@@ -225,11 +239,11 @@ impl Conn {
                 None => {
                     let readable = async {
                         match deadline {
-                            Some(d) => match tokio::time::timeout_at(d, stream.readable()).await {
+                            Some(d) => match tokio::time::timeout_at(d, stream.ready()).await {
                                 Ok(r) => Wait::Ready(r),
                                 Err(_) => Wait::FrameTimeout,
                             },
-                            None => Wait::Ready(stream.readable().await),
+                            None => Wait::Ready(stream.ready().await),
                         }
                     };
                     tokio::select! {
@@ -253,7 +267,7 @@ impl Conn {
             }
             let read = SCRATCH.with(|scratch| {
                 let mut scratch = scratch.borrow_mut();
-                let n = stream.try_read(&mut scratch[..])?;
+                let n = stream.read_now(&mut scratch[..])?;
                 framer.buffer().extend_from_slice(&scratch[..n]);
                 Ok::<usize, std::io::Error>(n)
             });
@@ -265,7 +279,7 @@ impl Conn {
                     continue;
                 }
                 Err(e) => {
-                    tracing::debug!(%peer, "TCP read failed: {e}");
+                    tracing::debug!(%peer, "syslog stream read failed: {e}");
                     break End::Closed;
                 }
             }
