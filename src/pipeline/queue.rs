@@ -304,6 +304,7 @@ impl QueueDepth {
 impl QueueReceiver {
     /// Up to `max` records: waits for the first, then collects until `max` or `max_delay` after it.
     /// `None` once every sender is gone and the queue is empty.
+    #[cfg(test)]
     pub async fn next_batch(
         &mut self,
         max: usize,
@@ -321,7 +322,8 @@ impl QueueReceiver {
         }
     }
 
-    /// Like [`QueueReceiver::next_batch`], but returns [`Next::Idle`] when nothing arrived within
+    /// Up to `max` records: waits for the first, then collects until `max` or `max_delay` after it;
+    /// returns [`Next::Idle`] when nothing arrived within
     /// `idle`, so the caller can show it is alive (the watchdog) and pick up new settings.
     pub async fn next_batch_or_idle(
         &mut self,
