@@ -102,11 +102,14 @@ pub async fn serve(
                         let _slot = slot;
                         match tls {
                             None => conn.run(stream, peer).await,
-                            Some(hs) => {
+                            // Boxed: a TLS session is large, and plain connections (10,000 idle
+                            // ones, say) should not each reserve room for one in their task.
+                            Some(hs) => Box::pin(async move {
                                 if let Some(stream) = hs.accept(stream, peer).await {
                                     conn.run(stream, peer).await
                                 }
-                            }
+                            })
+                            .await,
                         }
                     });
                 }
