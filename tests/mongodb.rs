@@ -604,3 +604,72 @@ async fn connection_settings_take_precedence_over_the_uri() {
         "the database named by the settings was migrated"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_record_is_set_aside_without_doubling_what_landed() {
+    use log_panel_collector::collector::Collector;
+    use log_panel_collector::service::activation::Activated;
+    let (url, store) = fresh("mongo_refused").await;
+    let mut cfg = test_config(&url);
+    cfg.storage.context = false;
+    cfg.batch.max_delay = Duration::from_millis(300);
+    let backend = std::sync::Arc::new(MongoBackend::open(&url, &MongoSettings::default()).unwrap());
+    backend.refuse_messages_with(Some("POISON pill"));
+    let spool = tempfile::tempdir().unwrap();
+    let settings = log_panel_collector::pipeline::spool::SpoolSettings {
+        dir: spool.path().to_path_buf(),
+        max_bytes: 64 << 20,
+        sync: log_panel_collector::pipeline::spool::SyncPolicy::Always,
+        segment_bytes: 1 << 20,
+    };
+    let c = Collector::start_spooled(&cfg, backend.clone(), Activated::default(), Some(settings))
+        .await
+        .unwrap();
+    // One batch of 40 records, the 23rd of them refused: unordered insert_many lands the others.
+    let mut data = Vec::new();
+    for i in 0..40 {
+        let text = if i == 22 {
+            "POISON pill".to_string()
+        } else {
+            format!("fine {i}")
+        };
+        let line = format!("<14>1 2026-11-27T10:00:00Z host app{} - - - {text}", i % 3);
+        data.extend(octet_frame(line.as_bytes()));
+    }
+    send_tcp(c.tcp_addrs()[0], &data);
+    assert_eq!(store.wait_rows(40, Duration::from_secs(30)).await, 40);
+    let stats = c.stats();
+    let t0 = std::time::Instant::now();
+    while stats.rows_written.get() + stats.error_records.get() < 40 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "delivery did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = c.shutdown(Duration::from_secs(10)).await.unwrap();
+    let rows = store.rows().await;
+    assert_eq!(
+        rows.len(),
+        40,
+        "39 records and one error record, none twice"
+    );
+    let mut messages: Vec<&str> = rows.iter().map(|r| r.message.as_str()).collect();
+    messages.sort();
+    messages.dedup();
+    assert_eq!(messages.len(), 40, "no document doubled");
+    let stand_in: Vec<_> = rows
+        .iter()
+        .filter(|r| r.logger_name == "log-panel-collector")
+        .collect();
+    assert_eq!(stand_in.len(), 1);
+    assert!(
+        stand_in[0].message.contains("POISON pill"),
+        "{}",
+        stand_in[0].message
+    );
+    assert!(!rows.iter().any(|r| r.message == "POISON pill"));
+    assert_eq!((s.rows_written, s.error_records), (39, 1));
+    store.assert_counters_exact().await;
+    eprintln!("mongodb refused batch: records=40 stored=39+1 error record duplicated=0");
+}

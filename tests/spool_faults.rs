@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 struct Ports {
     tcp: u16,
     http: u16,
+    grpc: u16,
     metrics: u16,
 }
 
@@ -27,6 +28,7 @@ impl Ports {
         Ports {
             tcp: free_port(),
             http: free_port(),
+            grpc: free_port(),
             metrics: free_port(),
         }
     }
@@ -50,7 +52,7 @@ context = false
 udp = []
 tcp = ["127.0.0.1:{tcp}"]
 [otlp]
-grpc = ""
+grpc = "127.0.0.1:{grpc}"
 http = "127.0.0.1:{http}"
 queue_wait = "200ms"
 [batch]
@@ -66,6 +68,7 @@ dir = "{dir}"
 "#,
         tcp = ports.tcp,
         http = ports.http,
+        grpc = ports.grpc,
         metrics = ports.metrics,
         dir = spool.display(),
     );
@@ -107,6 +110,17 @@ struct OtlpLoad {
 
 impl OtlpLoad {
     fn start(addr: SocketAddr, tag: &str, senders: usize, per_request: usize) -> OtlpLoad {
+        OtlpLoad::paced(addr, tag, senders, per_request, Duration::ZERO)
+    }
+
+    /// Like `start`, each sender pausing `pause` after every request.
+    fn paced(
+        addr: SocketAddr,
+        tag: &str,
+        senders: usize,
+        per_request: usize,
+        pause: Duration,
+    ) -> OtlpLoad {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(Mutex::new(Vec::new()));
         let refused = Arc::new(AtomicU64::new(0));
@@ -125,7 +139,10 @@ impl OtlpLoad {
                             .map(|i| format!("{tag}-{t}-{r}-{i}"))
                             .collect();
                         match post_otlp(addr, &format!("app{}", r % 4), &msgs) {
-                            Some(200) => acked.lock().unwrap().extend(msgs),
+                            Some(200) => {
+                                acked.lock().unwrap().extend(msgs);
+                                std::thread::sleep(pause);
+                            }
                             Some(_) => {
                                 refused.fetch_add(1, Ordering::Relaxed);
                                 std::thread::sleep(Duration::from_millis(20));
@@ -157,6 +174,61 @@ impl OtlpLoad {
         let acked = self.acked.lock().unwrap().clone();
         (acked, self.refused.load(Ordering::Relaxed))
     }
+}
+
+/// An OTLP/gRPC sender (tonic client, the load generator's requests with bodies of our own) that
+/// adds to `acked` the records of every request answered OK; reconnects while the daemon is gone.
+fn grpc_load(
+    port: u16,
+    tag: &'static str,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<String>>>,
+) -> std::thread::JoinHandle<()> {
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut r = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut client) =
+                    LogsServiceClient::connect(format!("http://127.0.0.1:{port}")).await
+                else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    let mut req = log_panel_collector::loadgen::request(0, 40, 64, 4);
+                    let mut msgs = Vec::new();
+                    for (i, lr) in req.resource_logs[0]
+                        .scope_logs
+                        .iter_mut()
+                        .flat_map(|s| s.log_records.iter_mut())
+                        .enumerate()
+                    {
+                        let m = format!("{tag}-{r}-{i}");
+                        lr.body = Some(AnyValue {
+                            value: Some(Value::StringValue(m.clone())),
+                        });
+                        lr.attributes.clear();
+                        msgs.push(m);
+                    }
+                    r += 1;
+                    match client.export(req).await {
+                        Ok(_) => acked.lock().unwrap().extend(msgs),
+                        Err(s) if s.code() == tonic::Code::Unavailable => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        })
+    })
 }
 
 /// A syslog TCP sender that writes numbered frames, reconnecting when the daemon is gone.
@@ -239,6 +311,8 @@ async fn kill_9_under_load_at_many_moments_loses_and_doubles_nothing_acknowledge
     let load = OtlpLoad::start(ports.http(), "k", 3, 40);
     let stop_tcp = Arc::new(AtomicBool::new(false));
     let tcp = tcp_load(ports.tcp(), "t", stop_tcp.clone());
+    let grpc_acked = Arc::new(Mutex::new(Vec::new()));
+    let grpc = grpc_load(ports.grpc, "g", stop_tcp.clone(), grpc_acked.clone());
     // Kill moments after the daemon listens: right away (replay of what the last run left is
     // running), and later, with commits of the running load in flight.
     let moments_ms = [
@@ -265,9 +339,13 @@ async fn kill_9_under_load_at_many_moments_loses_and_doubles_nothing_acknowledge
     let d = Daemon::start(&conf);
     wait_http(&d, &ports);
     std::thread::sleep(Duration::from_millis(500));
-    let (acked, refused) = load.finish();
+    let (mut acked, refused) = load.finish();
     stop_tcp.store(true, Ordering::Relaxed);
     let tcp_sent = tcp.join().unwrap();
+    grpc.join().unwrap();
+    let grpc_acked: Vec<String> = grpc_acked.lock().unwrap().clone();
+    let grpc_n = grpc_acked.len();
+    acked.extend(grpc_acked);
     let store = db.store().await;
     let t0 = Instant::now();
     loop {
@@ -296,7 +374,7 @@ async fn kill_9_under_load_at_many_moments_loses_and_doubles_nothing_acknowledge
     );
     assert!(max_rss < 300 * 1024, "RSS {max_rss} KiB");
     eprintln!(
-        "kill -9: {} kill points, acknowledged={} stored={stored} duplicated={dup} refused_requests={refused} tcp_frames_sent={tcp_sent} restarts_with_skips={skipped_lines} max_rss_kib={max_rss}",
+        "kill -9: {} kill points, acknowledged={} (gRPC {grpc_n}) stored={stored} duplicated={dup} refused_requests={refused} tcp_frames_sent={tcp_sent} restarts_with_skips={skipped_lines} max_rss_kib={max_rss}",
         moments_ms.len(),
         acked.len()
     );
@@ -602,7 +680,8 @@ async fn a_long_outage_larger_than_the_queue_loses_nothing() {
     wait_http(&d, &ports);
     d.wait_line("schema", Duration::from_secs(30));
     pg.stop();
-    let load = OtlpLoad::start(ports.http(), "out", 2, 100);
+    // About 4000 records/s: far more than queue_bytes over the outage, well inside the spool.
+    let load = OtlpLoad::paced(ports.http(), "out", 2, 100, Duration::from_millis(50));
     let t0 = Instant::now();
     let mut max_rss = 0;
     while t0.elapsed() < outage {
@@ -618,18 +697,15 @@ async fn a_long_outage_larger_than_the_queue_loses_nothing() {
         "only {during} records acknowledged during the outage"
     );
     let store = Store::connect(&pg.url()).await;
-    let t1 = Instant::now();
-    loop {
-        let counts = stored_counts(&store).await;
-        if acked.iter().all(|m| counts.contains_key(m)) {
-            break;
-        }
-        assert!(
-            t1.elapsed() < Duration::from_secs(120),
-            "acknowledged records did not all arrive"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let n = store
+        .wait_rows(acked.len() as i64, Duration::from_secs(180))
+        .await;
+    assert!(
+        n >= acked.len() as i64,
+        "{n} rows for {} acknowledged records; log:\n{}",
+        acked.len(),
+        d.text()
+    );
     let (ok, _, log) = d.term(Duration::from_secs(30));
     assert!(ok, "{log}");
     let (stored, dup) = assert_exactly_once(&store, &acked, &["out-"]).await;

@@ -81,7 +81,9 @@ impl Retry {
                 }
                 Err(e) => {
                     Stats::inc(&stats.write_errors);
-                    stats.storage_up.store(false, Ordering::Relaxed);
+                    // A database that refuses the data answered: it is up (and a stop does not
+                    // take it for an outage).
+                    stats.storage_up.store(give_up(&e), Ordering::Relaxed);
                     if !self.failing.swap(true, Ordering::Relaxed) {
                         tracing::warn!(
                             "storage failed while {what}; retrying until it works, nothing is dropped: {e}"

@@ -33,6 +33,9 @@ pub enum StorageError {
     #[cfg(feature = "fault-injection")]
     #[error("injected failure (test)")]
     Injected,
+    /// A test asked for this refusal of data (see `MongoBackend::refuse_messages_with`).
+    #[error("document refused (test)")]
+    InjectedRefusal,
     #[error("{context}: {source}")]
     Mongo {
         context: &'static str,
@@ -103,6 +106,7 @@ impl StorageError {
                 mongodb::error::ErrorKind::BsonSerialization(_) => true,
                 _ => false,
             },
+            StorageError::InjectedRefusal => true,
             _ => false,
         }
     }

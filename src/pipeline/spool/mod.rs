@@ -165,6 +165,10 @@ pub struct Spool {
 #[error("the spool is shut down")]
 pub struct SpoolClosed;
 
+/// Bytes appended but not yet written past which datagrams are dropped (stream and request sources
+/// wait for the writer anyway).
+const PENDING_MAX: usize = 32 << 20;
+
 fn seg_name(no: u64) -> String {
     format!("{no:020}.seg")
 }
@@ -355,7 +359,9 @@ impl Spool {
     /// Datagram sources: appends if there is room now; false means dropped (count it).
     pub fn offer(&self, record: &Record) -> Result<bool, SpoolClosed> {
         let len = format::encoded_len(record) as u64;
-        if !self.sh.room.try_take(len) {
+        // A writer stalled on the disk must not grow memory: past this, datagrams are dropped.
+        let pending = self.sh.pending.lock().expect("spool lock").buf.len();
+        if pending > PENDING_MAX || !self.sh.room.try_take(len) {
             return Ok(false);
         }
         self.append(&[(Uuid::now_v7(), record)], Kind::Drop)

@@ -41,11 +41,20 @@ impl MongoBackend {
             return Ok(());
         }
         self.step()?;
-        match coll.insert_many(docs).ordered(false).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_duplicate_key(&e) => Ok(()),
-            Err(e) => Err(mongo_err("inserting documents")(e)),
+        let (docs, refused) = self.refused(coll.name(), docs);
+        let landed = if docs.is_empty() {
+            Ok(())
+        } else {
+            match coll.insert_many(docs).ordered(false).await {
+                Ok(_) => Ok(()),
+                Err(e) if is_duplicate_key(&e) => Ok(()),
+                Err(e) => Err(mongo_err("inserting documents")(e)),
+            }
+        };
+        if landed.is_ok() && refused {
+            return Err(StorageError::InjectedRefusal);
         }
+        landed
     }
 
     /// Applies `update` to the document matching `key` once for `batch`: creates it with `insert`

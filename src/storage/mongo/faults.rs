@@ -5,6 +5,7 @@
 
 use super::MongoBackend;
 use crate::storage::StorageError;
+use bson::Document;
 
 #[cfg(feature = "fault-injection")]
 impl MongoBackend {
@@ -27,6 +28,27 @@ impl MongoBackend {
         }
         Ok(())
     }
+
+    /// Test hook: a row whose message is `text` is refused as data the way an unordered
+    /// `insert_many` refuses a document (the others land, the error is permanent), which the
+    /// wire-compatible stand-in cannot do by itself (it enforces no validator or size limit).
+    pub fn refuse_messages_with(&self, text: Option<&str>) {
+        *self.refuse.lock().expect("lock") = text.map(str::to_string);
+    }
+
+    /// Splits off the rows [`MongoBackend::refuse_messages_with`] refuses.
+    pub(super) fn refused(&self, coll: &str, docs: Vec<Document>) -> (Vec<Document>, bool) {
+        let poison = self.refuse.lock().expect("lock").clone();
+        match poison {
+            Some(p) if coll == "log_panel_log" => {
+                let (keep, refused): (Vec<Document>, Vec<Document>) = docs
+                    .into_iter()
+                    .partition(|d| d.get_str("message") != Ok(p.as_str()));
+                (keep, !refused.is_empty())
+            }
+            _ => (docs, false),
+        }
+    }
 }
 
 #[cfg(not(feature = "fault-injection"))]
@@ -35,5 +57,11 @@ impl MongoBackend {
     #[inline(always)]
     pub(super) fn step(&self) -> Result<(), StorageError> {
         Ok(())
+    }
+
+    /// Without fault injection: nothing is refused.
+    #[inline(always)]
+    pub(super) fn refused(&self, _coll: &str, docs: Vec<Document>) -> (Vec<Document>, bool) {
+        (docs, false)
     }
 }

@@ -51,6 +51,9 @@ pub struct MongoBackend {
     /// Fault injection for tests: fail the write operation after this many more (-1: never).
     #[cfg(feature = "fault-injection")]
     fail_after: std::sync::atomic::AtomicI64,
+    /// Fault injection for tests: rows with exactly this message are refused as data.
+    #[cfg(feature = "fault-injection")]
+    refuse: Mutex<Option<String>>,
 }
 
 fn mongo_err(context: &'static str) -> impl FnOnce(mongodb::error::Error) -> StorageError {
@@ -89,6 +92,8 @@ impl MongoBackend {
             retried: Mutex::new(HashSet::new()),
             #[cfg(feature = "fault-injection")]
             fail_after: std::sync::atomic::AtomicI64::new(-1),
+            #[cfg(feature = "fault-injection")]
+            refuse: Mutex::new(None),
         })
     }
 
