@@ -152,3 +152,25 @@ async fn shutdown_with_storage_down_is_prompt_and_the_next_start_delivers() {
     assert_eq!(seen.len(), N, "every record once");
     assert!(segments(spool_dir.path()).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_refuses_a_new_time_zone_and_spool_settings() {
+    let db = TestDb::new(Engine::Sqlite, "tzreload").await;
+    let cfg = test_config(&db.url);
+    let mut c = Collector::start(&cfg).await.unwrap();
+    let mut new = cfg.clone();
+    new.storage.time_zone = chrono_tz::Europe::Vienna;
+    new.spool.max_bytes = 2 << 20;
+    let kept = c.reload(new).await.unwrap();
+    assert!(
+        kept.iter().any(|k| k.contains("time_zone") && k.contains("keep UTC")),
+        "{kept:?}"
+    );
+    assert!(kept.iter().any(|k| k.contains("[spool]")), "{kept:?}");
+    // Reloading the same new config again still refuses it: the running zone stays UTC.
+    let mut again = cfg.clone();
+    again.storage.time_zone = chrono_tz::Europe::Vienna;
+    let kept = c.reload(again).await.unwrap();
+    assert!(kept.iter().any(|k| k.contains("keep UTC")), "{kept:?}");
+    c.shutdown(Duration::from_secs(10)).await.unwrap();
+}
