@@ -229,13 +229,13 @@ async fn run(cfg: &Config, path: Option<&Path>) -> Result<()> {
     let health = collector.health();
     let mut waited = std::time::Instant::now();
     loop {
-        if health.ready() {
-            notify::ready(&format!("writing to {}", collector.storage()));
-            break;
-        }
         if let Some(why) = collector.fatal() {
             let _ = stop(collector, cfg).await;
             anyhow::bail!("{why}");
+        }
+        if health.ready() {
+            notify::ready(&format!("writing to {}", collector.storage()));
+            break;
         }
         if waited.elapsed() > Duration::from_secs(10) {
             tracing::warn!(
@@ -252,8 +252,16 @@ async fn run(cfg: &Config, path: Option<&Path>) -> Result<()> {
     }
     let _watchdog = notify::spawn_watchdog(health.clone());
     let mut current = cfg.clone();
+    let mut check = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
+            _ = check.tick() => {
+                // Delivery gave up for good (a schema conflict): stop with its message, exit 1.
+                if let Some(why) = collector.fatal() {
+                    let _ = stop(collector, &current).await;
+                    anyhow::bail!("{why}");
+                }
+            }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break }
             _ = hup.recv() => {

@@ -163,7 +163,8 @@ async fn a_reload_refuses_a_new_time_zone_and_spool_settings() {
     new.spool.max_bytes = 2 << 20;
     let kept = c.reload(new).await.unwrap();
     assert!(
-        kept.iter().any(|k| k.contains("time_zone") && k.contains("keep UTC")),
+        kept.iter()
+            .any(|k| k.contains("time_zone") && k.contains("keep UTC")),
         "{kept:?}"
     );
     assert!(kept.iter().any(|k| k.contains("[spool]")), "{kept:?}");
