@@ -8,7 +8,7 @@
 //! sent as Int64 is asserted in the unit tests of src/storage/mongo.rs), and it does not enforce unique
 //! partial indexes (so exactness here comes from the backend's own idempotency, not from E11000); and
 //! its `$max` and `$set` on Dates are wrong (`$max` keeps the old Date, `$set` stores a string), so
-//! `last_seen` is checked only against a genuine MongoDB (LPC_MONGO_STANDIN unset).
+//! `last_seen` is checked only against a genuine MongoDB (LPC_MONGO_STANDIN unset or 0; 1 = the stand-in).
 
 mod common;
 use common::*;
@@ -26,11 +26,33 @@ fn mongo_base() -> String {
     std::env::var("LPC_TEST_MONGO").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into())
 }
 
-/// True when the server is the nx-27017 stand-in (scripts/test.sh sets LPC_MONGO_STANDIN=1).
+/// Which server the tests run against, said explicitly by LPC_MONGO_STANDIN: `1` is the nx-27017
+/// stand-in (scripts/test.sh sets it), `0` or unset a genuine MongoDB, where every strict branch
+/// runs. Anything else is an error, so a typo cannot silently pick the lenient mode.
 fn standin() -> bool {
-    std::env::var("LPC_MONGO_STANDIN")
-        .map(|v| v == "1")
-        .unwrap_or(true)
+    match std::env::var("LPC_MONGO_STANDIN").as_deref() {
+        Ok("1") => true,
+        Ok("0") | Err(std::env::VarError::NotPresent) => false,
+        Ok(other) => panic!(
+            "LPC_MONGO_STANDIN={other:?}: use 1 (the stand-in) or 0 / unset (a genuine MongoDB)"
+        ),
+        Err(e) => panic!("LPC_MONGO_STANDIN: {e}"),
+    }
+}
+
+/// Says which mode a test ran in (shown with `--nocapture` and on failure).
+fn print_mode() {
+    if standin() {
+        println!(
+            "MongoDB mode: stand-in (LPC_MONGO_STANDIN=1) at {}: assertions on the stand-in's known deviations are relaxed",
+            mongo_base()
+        );
+    } else {
+        println!(
+            "MongoDB mode: genuine MongoDB (LPC_MONGO_STANDIN unset or 0) at {}: every assertion strict",
+            mongo_base()
+        );
+    }
 }
 
 fn mongo_python() -> std::path::PathBuf {
@@ -214,6 +236,7 @@ impl MongoStore {
 }
 
 async fn fresh(prefix: &str) -> (String, MongoStore) {
+    print_mode();
     let name = unique(prefix);
     let c = client().await;
     c.database(&name).drop().await.unwrap();
