@@ -188,13 +188,22 @@ pub fn framing(data: &[u8]) {
             .unwrap_or_else(|| panic!("frame {:?} is not in the stream after byte {at}", f.data));
         at += found + f.data.len();
     }
+    // Each frame decodes to one record (the `syslog_decode` target covers decoding in depth: here
+    // the first frames and the cut ones, whose last character may be a broken UTF-8 sequence).
     let settings = syslog_settings(flags >> 2);
     let stats = Stats::default();
-    for f in &whole {
+    let decoded: Vec<&Frame> = whole
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| *i < 2 || f.truncated)
+        .map(|(_, f)| f)
+        .take(8)
+        .collect();
+    for f in &decoded {
         let r = decode(&f.data, peer(flags), &settings, &stats);
         check_syslog_record(r, &f.data, &settings);
     }
-    assert!(stats.parse_failures.get() <= whole.len() as u64);
+    assert!(stats.parse_failures.get() <= decoded.len() as u64);
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
