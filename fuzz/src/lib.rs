@@ -411,14 +411,19 @@ fn check_request(req: &ExportLogsServiceRequest, context: bool) {
 }
 
 /// Target `config`: any text either loads or is refused with errors that each name a key and a
-/// reason; a config that loads has every duration usable as a deadline (no overflow panic).
+/// reason; a config that loads keeps every checked range, and every duration is usable as a
+/// deadline and doubles without overflow (the retry backoff doubles).
 pub fn config(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     match Config::from_toml_str(&text) {
         Ok(c) => {
             let now = Instant::now();
             for (key, d) in [
+                ("syslog.frame_timeout", c.syslog.frame_timeout),
                 ("otlp.queue_wait", c.otlp.queue_wait),
+                ("otlp.header_timeout", c.otlp.header_timeout),
+                ("otlp.body_timeout", c.otlp.body_timeout),
+                ("otlp.keepalive", c.otlp.keepalive),
                 ("batch.max_delay", c.batch.max_delay),
                 ("batch.retry_initial", c.batch.retry_initial),
                 ("batch.retry_max", c.batch.retry_max),
@@ -426,11 +431,19 @@ pub fn config(data: &[u8]) {
                 ("retention.interval", c.retention.interval),
             ] {
                 assert!(
-                    now.checked_add(d).is_some(),
+                    now.checked_add(d).is_some() && d.checked_mul(2).is_some(),
                     "{key} = {d:?} overflows a deadline"
                 );
             }
-            assert!(c.syslog.max_frame >= 480, "max_frame below its minimum");
+            assert!(
+                (480..=256 << 20).contains(&c.syslog.max_frame),
+                "max_frame out of range"
+            );
+            assert!(c.batch.max_records > 0 && c.batch.writers > 0 && c.batch.queue_bytes > 0);
+            assert!(c.storage.preview_length > 0 && c.storage.chunk_size > 0);
+            // What loads once loads again the same (the same file validates and runs).
+            let again = Config::from_toml_str(&text).expect("loads twice");
+            assert_eq!(again, c);
         }
         Err(ConfigError::Keys { errors, .. }) => {
             assert!(!errors.is_empty(), "refused without an error");

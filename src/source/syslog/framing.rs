@@ -397,6 +397,7 @@ mod tests {
             ]
         );
         assert_eq!(frames(16, &[b"30 <13>ab"]), [("<13>ab".to_string(), true)]);
+        assert_eq!(frames(2, &[b"999999"]), [("99".to_string(), true)]);
     }
 
     #[test]
