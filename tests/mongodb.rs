@@ -236,7 +236,6 @@ impl MongoStore {
 }
 
 async fn fresh(prefix: &str) -> (String, MongoStore) {
-    print_mode();
     let name = unique(prefix);
     let c = client().await;
     c.database(&name).drop().await.unwrap();
@@ -250,6 +249,7 @@ async fn fresh(prefix: &str) -> (String, MongoStore) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn senders_into_mongodb_documents_and_indexes() {
+    print_mode();
     let (url, store) = fresh("mongo_senders").await;
     let mut cfg = test_config(&url);
     cfg.storage.context = false;
@@ -490,6 +490,7 @@ fn records(n: usize, now: DateTime<Utc>) -> Vec<Record> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_failed_half_way_is_exact_after_its_retry() {
+    print_mode();
     let layout = Layout {
         preview: 50,
         chunk: 100,
@@ -539,6 +540,7 @@ async fn a_batch_failed_half_way_is_exact_after_its_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_on_mongodb_is_exact_even_when_interrupted() {
+    print_mode();
     let layout = Layout {
         preview: 50,
         chunk: 100,
@@ -596,6 +598,7 @@ async fn retention_on_mongodb_is_exact_even_when_interrupted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_settings_take_precedence_over_the_uri() {
+    print_mode();
     let (_, store) = fresh("mongo_settings").await;
     let base = mongo_base();
     let port = base
