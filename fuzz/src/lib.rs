@@ -15,11 +15,11 @@
 //! - `config`: the whole input is the TOML text.
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use log_panel_collector::config::{Config, ConfigError, LoggerTemplate};
+use log_panel_collector::config::{Config, ConfigError, LoggerTemplate, OtlpConfig, SyslogConfig};
+use log_panel_collector::context::{CUT_MARK, ContextLimits};
 use log_panel_collector::record::{self, Record, split_message};
-use log_panel_collector::source::otlp::{self, ExportError};
+use log_panel_collector::source::otlp::{self, ExportError, cost};
 use log_panel_collector::source::syslog::framing::{Frame, Framer};
-use log_panel_collector::source::syslog::map::SyslogMapping;
 use log_panel_collector::source::syslog::{SyslogSettings, decode, parse};
 use log_panel_collector::stats::Stats;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -231,14 +231,12 @@ fn syslog_settings(flags: u8) -> SyslogSettings {
         "America/St_Johns",
         "Pacific/Kiritimati",
     ][(flags >> 3) as usize & 3];
-    SyslogSettings {
-        mapping: SyslogMapping {
-            logger_name: LoggerTemplate::parse(template).unwrap(),
-            context: flags & 1 == 0,
-        },
-        source_tz: tz.parse().unwrap(),
-        max_frame: 65536,
-    }
+    let config = SyslogConfig {
+        logger_name: LoggerTemplate::parse(template).unwrap(),
+        source_time_zone: tz.parse().unwrap(),
+        ..SyslogConfig::default()
+    };
+    SyslogSettings::new(&config, flags & 1 == 0)
 }
 
 /// Target `syslog_decode`: one message is one record; a parse failure is counted exactly when the
@@ -249,7 +247,7 @@ pub fn syslog_decode(data: &[u8]) {
     let stats = Stats::default();
     let r = decode(msg, peer(flags), &settings, &stats);
     let text = String::from_utf8_lossy(msg);
-    let parsed = parse::parse(&text, Utc::now(), settings.source_tz);
+    let parsed = parse::parse(&text, Utc::now(), settings.config.source_time_zone);
     let raw = parsed.format == parse::Format::Raw;
     assert_eq!(
         stats.parse_failures.get(),
@@ -336,8 +334,27 @@ pub fn check_split(msg: &str, preview_len: usize, chunk_len: usize) {
     assert!((1..=chunk_len).contains(&last.chars().count()));
 }
 
+/// The context line limits a flags byte picks: bit 0 context off, bit 2 tiny limits (so that
+/// short inputs are cut too), else the configured defaults.
+fn context_limits(flags: u8) -> Option<ContextLimits> {
+    let d = OtlpConfig::default();
+    match (flags & 1, flags & 4) {
+        (1, _) => None,
+        (_, 0) => Some(ContextLimits {
+            value: d.max_attribute_bytes,
+            total: d.max_context_bytes,
+        }),
+        _ => Some(ContextLimits {
+            value: 1 + (flags >> 3) as usize,
+            total: 8 + 4 * (flags >> 3) as usize,
+        }),
+    }
+}
+
 /// Target `otlp_protobuf`: decoding (after gunzip, which never inflates past its limit) either
-/// fails as invalid or gives a request whose records keep the OTLP invariants.
+/// fails as invalid or gives a request whose records keep the OTLP invariants; the cost walk that
+/// runs before decoding counts exactly the records decoding finds, and calls malformed only what
+/// decoding refuses too.
 pub fn otlp_protobuf(data: &[u8]) {
     let (flags, rest) = split_flags(data);
     let body = if flags & 2 != 0 {
@@ -355,9 +372,27 @@ pub fn otlp_protobuf(data: &[u8]) {
     } else {
         rest.to_vec()
     };
-    if let Ok(req) = ExportLogsServiceRequest::decode(&body[..]) {
-        check_request(&req, flags & 1 == 0);
+    let walked = cost::protobuf(&body);
+    match ExportLogsServiceRequest::decode(&body[..]) {
+        Ok(req) => {
+            let c = walked.unwrap_or_else(|e| panic!("the cost walk refuses what decodes: {e}"));
+            assert_eq!(
+                c.records,
+                count_records(&req),
+                "records counted before decoding"
+            );
+            check_request(&req, context_limits(flags));
+        }
+        Err(_) => {}
     }
+}
+
+fn count_records(req: &ExportLogsServiceRequest) -> usize {
+    req.resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum()
 }
 
 /// Target `otlp_json`: a JSON body maps exactly as its protobuf encoding does (HTTP/JSON and
@@ -366,16 +401,19 @@ pub fn otlp_json(data: &[u8]) {
     let (flags, body) = split_flags(data);
     match otlp::decode_json(body) {
         Ok(req) => {
-            let context = flags & 1 == 0;
+            let limits = context_limits(flags);
             let received = Utc.timestamp_opt(1_764_244_800, 0).unwrap();
-            let again = ExportLogsServiceRequest::decode(&req.encode_to_vec()[..])
-                .expect("our own encoding decodes");
+            let wire = req.encode_to_vec();
+            let again =
+                ExportLogsServiceRequest::decode(&wire[..]).expect("our own encoding decodes");
             assert_eq!(
-                otlp::map::records(&req, received, context),
-                otlp::map::records(&again, received, context),
+                otlp::map::records(&req, received, limits),
+                otlp::map::records(&again, received, limits),
                 "JSON and protobuf of one request map differently"
             );
-            check_request(&req, context);
+            let walked = cost::protobuf(&wire).expect("the cost walk takes our own encoding");
+            assert_eq!(walked.records, count_records(&req));
+            check_request(&req, limits);
         }
         Err(ExportError::Invalid(m)) => assert!(!m.is_empty()),
         Err(e) => panic!("decode_json answered {e:?}"),
@@ -384,17 +422,23 @@ pub fn otlp_json(data: &[u8]) {
 
 /// One record per log record, in order; each record's message bounded by the encoded size of its
 /// own log record and its resource (values escaped at most 8-fold: JSON `\u00XX` of a control
-/// character, quoted again in the context line), and keeping the record invariants.
-fn check_request(req: &ExportLogsServiceRequest, context: bool) {
+/// character, quoted again in the context line), and, whatever the resource, by its own log
+/// record plus the context line's cap (`[otlp] max_context_bytes` and the cut mark); and keeping
+/// the record invariants.
+fn check_request(req: &ExportLogsServiceRequest, limits: Option<ContextLimits>) {
     let received: DateTime<Utc> = Utc.timestamp_opt(1_764_244_800, 0).unwrap();
-    let records = otlp::map::records(req, received, context);
+    let records = otlp::map::records(req, received, limits);
     let mut bounds = Vec::new();
     for rl in &req.resource_logs {
         let resource = rl.resource.as_ref().map_or(0, |r| r.encoded_len());
         for sl in &rl.scope_logs {
             for lr in &sl.log_records {
-                bounds
-                    .push(8 * (resource * context as usize + lr.encoded_len()) + CONTEXT_OVERHEAD);
+                let own = 8 * lr.encoded_len() + CONTEXT_OVERHEAD;
+                let bound = match limits {
+                    None => own,
+                    Some(l) => (own + 8 * resource).min(own + l.total + CUT_MARK.len() + 1),
+                };
+                bounds.push(bound);
             }
         }
     }
