@@ -398,6 +398,12 @@ mod tests {
         );
         assert_eq!(frames(16, &[b"30 <13>ab"]), [("<13>ab".to_string(), true)]);
         assert_eq!(frames(2, &[b"999999"]), [("99".to_string(), true)]);
+        // The same bounds when a frame timeout cuts the frame.
+        let mut f = Framer::new(16);
+        f.buffer().extend_from_slice(b"30 <13>abcdefgh");
+        assert!(f.next_frame().is_none());
+        let cut = f.cut().unwrap();
+        assert_eq!((cut.data.as_ref(), cut.truncated), (&b"<13>abcdefgh"[..], true));
     }
 
     #[test]
