@@ -354,7 +354,7 @@ fn context_limits(flags: u8) -> Option<ContextLimits> {
 /// Target `otlp_protobuf`: decoding (after gunzip, which never inflates past its limit) either
 /// fails as invalid or gives a request whose records keep the OTLP invariants; the cost walk that
 /// runs before decoding counts exactly the records decoding finds, and calls malformed only what
-/// decoding refuses too.
+/// decoding refuses too (or what uses the deprecated group wire types, which it refuses on purpose).
 pub fn otlp_protobuf(data: &[u8]) {
     let (flags, rest) = split_flags(data);
     let body = if flags & 2 != 0 {
@@ -374,7 +374,13 @@ pub fn otlp_protobuf(data: &[u8]) {
     };
     let walked = cost::protobuf(&body);
     if let Ok(req) = ExportLogsServiceRequest::decode(&body[..]) {
-        let c = walked.unwrap_or_else(|e| panic!("the cost walk refuses what decodes: {e}"));
+        let c = match walked {
+            Ok(c) => c,
+            // The walk refuses the deprecated group wire types (3, 4), which prost skips in
+            // unknown fields: a request using them is refused as malformed, by design.
+            Err(e) if e.to_string().ends_with("unsupported wire type") => return,
+            Err(e) => panic!("the cost walk refuses what decodes: {e}"),
+        };
         assert_eq!(
             c.records,
             count_records(&req),

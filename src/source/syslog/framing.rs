@@ -403,7 +403,10 @@ mod tests {
         f.buffer().extend_from_slice(b"30 <13>abcdefgh");
         assert!(f.next_frame().is_none());
         let cut = f.cut().unwrap();
-        assert_eq!((cut.data.as_ref(), cut.truncated), (&b"<13>abcdefgh"[..], true));
+        assert_eq!(
+            (cut.data.as_ref(), cut.truncated),
+            (&b"<13>abcdefgh"[..], true)
+        );
     }
 
     #[test]
