@@ -437,7 +437,7 @@ async fn sighup_valid_and_invalid_config_under_load() {
     );
     assert!(why.contains("SIGHUP"), "{why}");
     daemon.wait_line(
-        "syslog.udp: expected an address string or an array of them",
+        "syslog.udp: expected an array of strings",
         Duration::from_secs(10),
     );
     daemon.wait_line(
