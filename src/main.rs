@@ -319,7 +319,10 @@ fn print_addresses(collector: &Collector) {
         log::say(log::INFO, format_args!("listening on otlp grpc {a}{tls}"));
     }
     if let Some(a) = collector.http_addr() {
-        log::say(log::INFO, format_args!("listening on otlp http {a} (POST /v1/logs){tls}"));
+        log::say(
+            log::INFO,
+            format_args!("listening on otlp http {a} (POST /v1/logs){tls}"),
+        );
     }
     if let Some(f) = collector.tls_fingerprint() {
         log::say(log::INFO, format_args!("TLS certificate SHA-256 {f}"));
