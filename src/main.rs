@@ -89,9 +89,14 @@ fn main() -> ExitCode {
     // Colour only on a terminal; under the journal `<N>` priorities instead of timestamps.
     log::init(
         log::target(),
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(format!("{},sqlx=warn", cfg.service.log_level))
-        }),
+        // (A non-ASCII RUST_LOG can panic tracing-subscriber's parser: the config's level then.)
+        std::env::var("RUST_LOG")
+            .ok()
+            .filter(|v| v.is_ascii())
+            .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+            .unwrap_or_else(|| {
+                tracing_subscriber::EnvFilter::new(format!("{},sqlx=warn", cfg.service.log_level))
+            }),
     );
     match cli.command.unwrap_or(Command::Run) {
         Command::Bench(b) => {
