@@ -633,6 +633,7 @@ async fn connection_settings_take_precedence_over_the_uri() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_record_is_set_aside_without_doubling_what_landed() {
+    print_mode();
     use log_panel_collector::collector::Collector;
     use log_panel_collector::service::activation::Activated;
     let (url, store) = fresh("mongo_refused").await;
