@@ -7,7 +7,8 @@
 #   - PostgreSQL on 127.0.0.1:5432 and MariaDB on 127.0.0.1:3306 (started if installed but stopped)
 #   - a MongoDB-wire-compatible stand-in (nx-27017 from PyPI) on 127.0.0.1:27917, started here
 #   - syslog-ng's loggen (unpacked into a cache, see below) as a TLS load generator
-#   - curl, systemd's tools, and the Debian package built with cargo-deb (LPC_SKIP_PACKAGE=1 skips it)
+#   - curl, systemd's tools, and the Debian package built with cargo-deb (LPC_SKIP_PACKAGE=1 skips it);
+#     tests/package.rs is #[ignore]d and run after the others when the package was built
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,3 +108,10 @@ if [ "${LPC_SKIP_PACKAGE:-}" != 1 ]; then
 fi
 
 cargo test --all-targets "$@"
+# tests/package.rs is #[ignore]d, so that a run without the package shows it as skipped: run it here
+# when the package was built.
+if [ -n "${LPC_DEB:-}" ]; then
+  cargo test --test package -- --ignored
+else
+  echo "scripts/test.sh: LPC_SKIP_PACKAGE=1: the Debian package test was skipped (shown as ignored above)"
+fi

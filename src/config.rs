@@ -91,12 +91,12 @@ impl Config {
         for (k, v) in &root {
             if !SECTIONS.contains(&k.as_str()) {
                 errors.push(KeyError {
-                    key: k.clone(),
+                    key: toml_key(k),
                     reason: format!("unknown section (known: {})", SECTIONS.join(", ")),
                 });
             } else if !v.is_table() {
                 errors.push(KeyError {
-                    key: k.clone(),
+                    key: toml_key(k),
                     reason: "must be a table ([section])".into(),
                 });
             }
@@ -147,6 +147,20 @@ fn cross_checks(cfg: &Config, errors: &mut Vec<KeyError>) {
     }
 }
 
+/// A key as TOML writes it: bare when it can be, else quoted, so that an error always names it
+/// (an empty key `""` was shown as nothing; found by the `config` fuzz target).
+fn toml_key(key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
+}
+
 /// Reads one section. A key whose value does not fit is reported and left at its default, so that
 /// the other keys are still read and checked: every error of the file comes out in one pass.
 fn section<S: Section>(root: &Table, errors: &mut Vec<KeyError>) -> S {
@@ -162,7 +176,7 @@ fn section<S: Section>(root: &Table, errors: &mut Vec<KeyError>) -> S {
                 good.insert(key.clone(), value.clone());
             }
             Err(e) => errors.push(KeyError {
-                key: format!("{}.{key}", S::NAME),
+                key: format!("{}.{}", S::NAME, toml_key(key)),
                 reason: reason(&e),
             }),
         }
@@ -210,6 +224,17 @@ mod tests {
     use super::*;
     use crate::record::Level;
     use std::time::Duration;
+
+    #[test]
+    fn odd_keys_are_named_quoted() {
+        let Err(ConfigError::Keys { errors, .. }) =
+            Config::from_toml_str("\"\" = 1\n[syslog]\n\"a b\" = 2\n")
+        else {
+            panic!("refused")
+        };
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["\"\"", "syslog.\"a b\""]);
+    }
 
     #[test]
     fn empty_file_is_the_default() {

@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use log_panel_collector::collector::Collector;
 use log_panel_collector::config::{Config, ConfigError};
+use log_panel_collector::service::log;
 use log_panel_collector::storage::{AnyBackend, Backend};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -80,19 +81,23 @@ fn main() -> ExitCode {
     let cfg = match load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}");
+            log::say(log::ERR, &e);
             return ExitCode::from(2);
         }
     };
     // The daemon's own log: stderr (journald under systemd), level from RUST_LOG or [service] log_level.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+    // Colour only on a terminal; under the journal `<N>` priorities instead of timestamps.
+    log::init(
+        log::target(),
+        // (A non-ASCII RUST_LOG can panic tracing-subscriber's parser: the config's level then.)
+        std::env::var("RUST_LOG")
+            .ok()
+            .filter(|v| v.is_ascii())
+            .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+            .unwrap_or_else(|| {
                 tracing_subscriber::EnvFilter::new(format!("{},sqlx=warn", cfg.service.log_level))
             }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    );
     match cli.command.unwrap_or(Command::Run) {
         Command::Bench(b) => {
             let spec = log_panel_collector::loadgen::LoadSpec {
@@ -118,7 +123,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    log::say(log::ERR, format_args!("error: {e}"));
                     ExitCode::FAILURE
                 }
             }
@@ -134,9 +139,12 @@ fn main() -> ExitCode {
                     .config
                     .as_deref()
                     .map_or("<default>".into(), |p| p.display().to_string());
-                eprintln!("config file {shown} has {} error(s):", errors.len());
+                log::say(
+                    log::ERR,
+                    format_args!("config file {shown} has {} error(s):", errors.len()),
+                );
                 for e in errors {
-                    eprintln!("  {e}");
+                    log::say(log::ERR, format_args!("  {e}"));
                 }
                 ExitCode::from(2)
             }
@@ -151,7 +159,7 @@ fn main() -> ExitCode {
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    log::say(log::ERR, format_args!("error: {e:#}"));
                     ExitCode::FAILURE
                 }
             }
@@ -217,13 +225,22 @@ async fn run(cfg: &Config, path: Option<&Path>) -> Result<()> {
     let handed = activated.sockets.len();
     let mut collector = Collector::start_activated(cfg, activated).await?;
     if path.is_none() {
-        eprintln!("no --config given: running on the embedded default");
+        log::say(
+            log::INFO,
+            "no --config given: running on the embedded default",
+        );
     }
     if handed > 0 {
-        eprintln!("socket activation: {handed} socket(s) handed over by systemd");
+        log::say(
+            log::INFO,
+            format_args!("socket activation: {handed} socket(s) handed over by systemd"),
+        );
     }
     print_addresses(&collector);
-    eprintln!("writing to {}", collector.storage());
+    log::say(
+        log::INFO,
+        format_args!("writing to {}", collector.storage()),
+    );
 
     // READY=1 once storage is migrated and reachable (listeners are bound already).
     let health = collector.health();
@@ -290,13 +307,13 @@ async fn run(cfg: &Config, path: Option<&Path>) -> Result<()> {
 
 fn print_addresses(collector: &Collector) {
     for a in collector.udp_addrs() {
-        eprintln!("listening on syslog udp {a}");
+        log::say(log::INFO, format_args!("listening on syslog udp {a}"));
     }
     for a in collector.tcp_addrs() {
-        eprintln!("listening on syslog tcp {a}");
+        log::say(log::INFO, format_args!("listening on syslog tcp {a}"));
     }
     for a in collector.tls_addrs() {
-        eprintln!("listening on syslog tls {a}");
+        log::say(log::INFO, format_args!("listening on syslog tls {a}"));
     }
     let tls = if collector.otlp_tls() {
         " over TLS"
@@ -304,16 +321,22 @@ fn print_addresses(collector: &Collector) {
         ""
     };
     if let Some(a) = collector.grpc_addr() {
-        eprintln!("listening on otlp grpc {a}{tls}");
+        log::say(log::INFO, format_args!("listening on otlp grpc {a}{tls}"));
     }
     if let Some(a) = collector.http_addr() {
-        eprintln!("listening on otlp http {a} (POST /v1/logs){tls}");
+        log::say(
+            log::INFO,
+            format_args!("listening on otlp http {a} (POST /v1/logs){tls}"),
+        );
     }
     if let Some(f) = collector.tls_fingerprint() {
-        eprintln!("TLS certificate SHA-256 {f}");
+        log::say(log::INFO, format_args!("TLS certificate SHA-256 {f}"));
     }
     if let Some(a) = collector.metrics_addr() {
-        eprintln!("listening on metrics http {a} (/metrics, /health, /ready)");
+        log::say(
+            log::INFO,
+            format_args!("listening on metrics http {a} (/metrics, /health, /ready)"),
+        );
     }
 }
 

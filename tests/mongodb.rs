@@ -8,7 +8,7 @@
 //! sent as Int64 is asserted in the unit tests of src/storage/mongo.rs), and it does not enforce unique
 //! partial indexes (so exactness here comes from the backend's own idempotency, not from E11000); and
 //! its `$max` and `$set` on Dates are wrong (`$max` keeps the old Date, `$set` stores a string), so
-//! `last_seen` is checked only against a genuine MongoDB (LPC_MONGO_STANDIN unset).
+//! `last_seen` is checked only against a genuine MongoDB (LPC_MONGO_STANDIN unset or 0; 1 = the stand-in).
 
 mod common;
 use common::*;
@@ -26,11 +26,33 @@ fn mongo_base() -> String {
     std::env::var("LPC_TEST_MONGO").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into())
 }
 
-/// True when the server is the nx-27017 stand-in (scripts/test.sh sets LPC_MONGO_STANDIN=1).
+/// Which server the tests run against, said explicitly by LPC_MONGO_STANDIN: `1` is the nx-27017
+/// stand-in (scripts/test.sh sets it), `0` or unset a genuine MongoDB, where every strict branch
+/// runs. Anything else is an error, so a typo cannot silently pick the lenient mode.
 fn standin() -> bool {
-    std::env::var("LPC_MONGO_STANDIN")
-        .map(|v| v == "1")
-        .unwrap_or(true)
+    match std::env::var("LPC_MONGO_STANDIN").as_deref() {
+        Ok("1") => true,
+        Ok("0") | Err(std::env::VarError::NotPresent) => false,
+        Ok(other) => panic!(
+            "LPC_MONGO_STANDIN={other:?}: use 1 (the stand-in) or 0 / unset (a genuine MongoDB)"
+        ),
+        Err(e) => panic!("LPC_MONGO_STANDIN: {e}"),
+    }
+}
+
+/// Says which mode a test ran in (shown with `--nocapture` and on failure).
+fn print_mode() {
+    if standin() {
+        println!(
+            "MongoDB mode: stand-in (LPC_MONGO_STANDIN=1) at {}: assertions on the stand-in's known deviations are relaxed",
+            mongo_base()
+        );
+    } else {
+        println!(
+            "MongoDB mode: genuine MongoDB (LPC_MONGO_STANDIN unset or 0) at {}: every assertion strict",
+            mongo_base()
+        );
+    }
 }
 
 fn mongo_python() -> std::path::PathBuf {
@@ -227,6 +249,7 @@ async fn fresh(prefix: &str) -> (String, MongoStore) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn senders_into_mongodb_documents_and_indexes() {
+    print_mode();
     let (url, store) = fresh("mongo_senders").await;
     let mut cfg = test_config(&url);
     cfg.storage.context = false;
@@ -467,6 +490,7 @@ fn records(n: usize, now: DateTime<Utc>) -> Vec<Record> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_failed_half_way_is_exact_after_its_retry() {
+    print_mode();
     let layout = Layout {
         preview: 50,
         chunk: 100,
@@ -516,6 +540,7 @@ async fn a_batch_failed_half_way_is_exact_after_its_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_on_mongodb_is_exact_even_when_interrupted() {
+    print_mode();
     let layout = Layout {
         preview: 50,
         chunk: 100,
@@ -573,6 +598,7 @@ async fn retention_on_mongodb_is_exact_even_when_interrupted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_settings_take_precedence_over_the_uri() {
+    print_mode();
     let (_, store) = fresh("mongo_settings").await;
     let base = mongo_base();
     let port = base
@@ -607,6 +633,7 @@ async fn connection_settings_take_precedence_over_the_uri() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_record_is_set_aside_without_doubling_what_landed() {
+    print_mode();
     use log_panel_collector::collector::Collector;
     use log_panel_collector::service::activation::Activated;
     let (url, store) = fresh("mongo_refused").await;

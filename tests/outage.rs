@@ -36,8 +36,18 @@ async fn outage_loses_nothing_and_duplicates_nothing() {
     if let Store::Postgres(p) = &store {
         p.close().await;
     }
+    let received_before = collector.stats().snapshot().received;
     pg.stop();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The outage lasts until delivery has noticed it and more messages came in meanwhile.
+    wait_for(
+        "write errors and more messages during the outage",
+        Duration::from_secs(30),
+        async || {
+            let s = collector.stats().snapshot();
+            s.write_errors > 0 && s.received >= (received_before + 200).min(N as u64)
+        },
+    )
+    .await;
     let stats_down = collector.stats().snapshot();
     pg.start();
     sender.join().unwrap();

@@ -17,13 +17,12 @@ fn dpkg_status() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Ignored by a plain `cargo test`, so that a run without the package shows it as skipped;
+/// scripts/test.sh runs it (`--ignored`) after building the package, unless LPC_SKIP_PACKAGE=1.
 #[test]
+#[ignore = "needs the Debian package: scripts/test.sh builds it and runs this test"]
 fn debian_package_installs_validates_and_removes() {
     let Some(deb) = std::env::var_os("LPC_DEB") else {
-        if std::env::var("LPC_SKIP_PACKAGE").as_deref() == Ok("1") {
-            eprintln!("LPC_SKIP_PACKAGE=1: the package test is skipped on request");
-            return;
-        }
         panic!("LPC_DEB is not set: scripts/test.sh builds the package with cargo deb and sets it");
     };
     assert!(Path::new(&deb).exists(), "{deb:?} is missing");

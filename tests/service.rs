@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 struct Daemon {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -27,12 +28,16 @@ impl Daemon {
         let log = Arc::new(Mutex::new(Vec::new()));
         let lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for l in lines.map_while(Result::ok) {
                 sink.lock().unwrap().push(l);
             }
         });
-        Daemon { child, log }
+        Daemon {
+            child,
+            log,
+            reader: Some(reader),
+        }
     }
 
     /// Waits for a stderr line containing `needle`; returns it.
@@ -72,7 +77,8 @@ impl Daemon {
     fn stop(mut self) -> (bool, String) {
         self.signal("TERM");
         let ok = self.child.wait().unwrap().success();
-        std::thread::sleep(Duration::from_millis(50));
+        // Every line it wrote: the reader ends at the end of the pipe.
+        self.reader.take().unwrap().join().unwrap();
         let log = self.log.lock().unwrap().join("\n");
         (ok, log)
     }
@@ -88,6 +94,21 @@ impl Drop for Daemon {
 
 fn write_config(path: &std::path::Path, body: &str) {
     std::fs::write(path, body).unwrap();
+}
+
+/// Receives notifications until one has the line `want`; returns it (every message is kept in `seen`).
+fn recv_until(sock: &UnixDatagram, want: &str, seen: &mut Vec<String>) -> String {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no {want} (got {seen:?}): {e}"));
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        seen.push(msg.clone());
+        if msg.lines().any(|l| l == want) {
+            return msg;
+        }
+    }
 }
 
 #[test]
@@ -110,38 +131,25 @@ fn sd_notify_protocol_end_to_end() {
         .env("WATCHDOG_USEC", "400000");
     let daemon = Daemon::spawn(cmd);
     let mut seen: Vec<String> = Vec::new();
-    let recv_until = |want: &str, seen: &mut Vec<String>| {
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = sock
-                .recv(&mut buf)
-                .unwrap_or_else(|e| panic!("no {want} (got {seen:?}): {e}"));
-            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            seen.push(msg.clone());
-            if msg.lines().any(|l| l == want) {
-                return msg;
-            }
-        }
-    };
-    let ready = recv_until("READY=1", &mut seen);
+    let ready = recv_until(&sock, "READY=1", &mut seen);
     assert!(ready.contains("STATUS=writing to sqlite"), "{ready}");
     // Listeners are bound and the schema exists before READY.
     let tcp = daemon.addr("listening on syslog tcp ");
     assert!(dir.path().join("n.sqlite3").exists());
-    recv_until("WATCHDOG=1", &mut seen);
-    recv_until("WATCHDOG=1", &mut seen);
+    recv_until(&sock, "WATCHDOG=1", &mut seen);
+    recv_until(&sock, "WATCHDOG=1", &mut seen);
     send_tcp(tcp, b"<14>1 - h notify - - - during the watchdog\n");
 
     daemon.signal("HUP");
-    let reloading = recv_until("RELOADING=1", &mut seen);
+    let reloading = recv_until(&sock, "RELOADING=1", &mut seen);
     assert!(
         reloading.contains("MONOTONIC_USEC="),
         "systemd >= 253 needs the time with RELOADING: {reloading}"
     );
-    let again = recv_until("READY=1", &mut seen);
+    let again = recv_until(&sock, "READY=1", &mut seen);
     assert!(again.contains("reloaded"), "{again}");
     daemon.signal("TERM");
-    recv_until("STOPPING=1", &mut seen);
+    recv_until(&sock, "STOPPING=1", &mut seen);
     let mut daemon = daemon;
     assert!(
         daemon.child.wait().unwrap().success(),
@@ -149,18 +157,91 @@ fn sd_notify_protocol_end_to_end() {
     );
 }
 
-#[test]
-fn a_stuck_pipeline_gets_no_watchdog_pings() {
-    // Storage that never answers: delivery keeps retrying, which is progress (the pings go on).
-    // A pipeline that does not move at all cannot be made from outside, so check the rule directly.
-    let stats = log_panel_collector::stats::Stats::default();
-    stats.beat();
-    assert!(stats.since_heartbeat() < Duration::from_millis(100));
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        stats.since_heartbeat() >= Duration::from_millis(300),
-        "no beat, no freshness"
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_pipeline_gets_no_watchdog_pings() {
+    // A database that stops answering (a table lock held by another session: the daemon's writes
+    // wait on it, no error, no retry) stalls every writer. Storage that refuses is not a stall:
+    // retrying is progress, and the pings go on (see the metrics test's unreachable storage).
+    let db = TestDb::new(Engine::Postgres, "watchdog").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let conf = dir.path().join("c.toml");
+    write_config(
+        &conf,
+        &format!(
+            "[storage]\nurl = \"{}\"\n[syslog]\nudp = []\ntcp = [\"127.0.0.1:0\"]\n[otlp]\ngrpc = \"\"\nhttp = \"\"\n\
+             [service]\nmetrics = \"\"\n[batch]\nmax_records = 1\nwriters = 2\n",
+            db.url
+        ),
     );
+    let mut cmd = Command::new(binary());
+    cmd.args(["run", "--config"])
+        .arg(&conf)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000");
+    let daemon = Daemon::spawn(cmd);
+    let mut seen = Vec::new();
+    tokio::task::block_in_place(|| {
+        recv_until(&sock, "READY=1", &mut seen);
+        recv_until(&sock, "WATCHDOG=1", &mut seen);
+        recv_until(&sock, "WATCHDOG=1", &mut seen);
+    });
+    let tcp = daemon.addr("listening on syslog tcp ");
+
+    // Hold an exclusive lock on the log table, then give both writers a batch.
+    let mut lock = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE log_panel_log IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let mut wire = Vec::new();
+    for i in 0..5 {
+        wire.extend(format!("<14>1 - h stuck - - - waits for the lock {i}\n").as_bytes());
+    }
+    send_tcp(tcp, &wire);
+    // Pings (every 200 ms while alive) must stop within the watchdog interval: wait for a silence
+    // of 3 s, which the socket's read timeout reports.
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let stalled_at = Instant::now();
+    let silence = tokio::task::block_in_place(|| {
+        let mut buf = [0u8; 4096];
+        loop {
+            match sock.recv(&mut buf) {
+                Ok(n) => {
+                    seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    assert!(
+                        stalled_at.elapsed() < Duration::from_secs(15),
+                        "WATCHDOG=1 still arrives with every writer stuck: {seen:?}"
+                    );
+                }
+                Err(e) => break e,
+            }
+        }
+    });
+    assert!(
+        matches!(
+            silence.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{silence}"
+    );
+    daemon.wait_line("withholding the watchdog ping", Duration::from_secs(10));
+    // (Counting the rows now would wait on the lock as well.)
+
+    // The database answers again: the writes finish and the pings come back.
+    sqlx::raw_sql("ROLLBACK").execute(&mut lock).await.unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    tokio::task::block_in_place(|| recv_until(&sock, "WATCHDOG=1", &mut seen));
+    let store = db.store().await;
+    assert_eq!(store.wait_rows(5, Duration::from_secs(20)).await, 5);
+    let (ok, log) = daemon.stop();
+    assert!(ok, "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,7 +294,8 @@ async fn socket_activation_with_systemd_socket_activate() {
         "socket activation: 1 socket(s) handed over",
         Duration::from_secs(20),
     );
-    let store = db.store().await;
+    // The handover is logged before the daemon creates the SQLite file: wait for the schema.
+    let store = db.wait_schema(Duration::from_secs(20)).await;
     assert_eq!(store.wait_rows(1, Duration::from_secs(20)).await, 1);
 
     // A second daemon handed a named UDP socket it was not configured for.
@@ -321,7 +403,9 @@ async fn sighup_valid_and_invalid_config_under_load() {
             }
         }
     });
-    std::thread::sleep(Duration::from_millis(150));
+    // The reloads happen under load: once the first messages are stored.
+    let store = db.wait_schema(Duration::from_secs(20)).await;
+    assert!(store.wait_rows(100, Duration::from_secs(20)).await >= 100);
     // Valid: add a UDP listener, change the batch size and the logger name template.
     write_config(
         &conf,
@@ -367,7 +451,6 @@ async fn sighup_valid_and_invalid_config_under_load() {
     )
     .unwrap();
 
-    let store = db.store().await;
     let want = N as i64 + 2;
     assert_eq!(
         store.wait_rows(want, Duration::from_secs(30)).await,
@@ -409,11 +492,33 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 fn metric(text: &str, name: &str, labels: &str) -> f64 {
+    metric_opt(text, name, labels).unwrap_or_else(|| panic!("no {name}{{{labels}}} in:\n{text}"))
+}
+
+fn metric_opt(text: &str, name: &str, labels: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(name) && l.contains(labels) && !l.starts_with('#'))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name}{{{labels}}} in:\n{text}"))
+}
+
+/// Received, written and queued records in one scrape (a labelled series absent yet counts 0).
+fn counts(text: &str) -> (f64, f64, f64) {
+    (
+        metric_opt(
+            text,
+            "log_panel_collector_received_records_total",
+            "transport=\"tcp\"",
+        )
+        .unwrap_or(0.0),
+        metric_opt(
+            text,
+            "log_panel_collector_rows_written_total",
+            "backend=\"postgres\"",
+        )
+        .unwrap_or(0.0),
+        metric(text, "log_panel_collector_queue_records", ""),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,11 +542,33 @@ async fn metrics_match_what_was_sent_and_stored() {
     }
     wire.extend(b"<14>1 - h metrics.tcp - - - please ignore me\n");
     wire.extend(b"\x01\x02 not syslog at all\n");
-    // During the load: the endpoint answers and counts grow.
+    // During the load: the endpoint answers and counts grow, never past what was sent.
+    let (code, before) = get(m, "/metrics");
+    assert_eq!(code, 200);
+    assert_eq!(counts(&before), (0.0, 0.0, 0.0), "nothing sent yet");
     let sender = std::thread::spawn(move || send_tcp(tcp, &wire));
-    let during = get(m, "/metrics");
-    assert_eq!(during.0, 200);
+    let mut scrapes = Vec::new();
+    wait_for(
+        "received records counted during the load",
+        Duration::from_secs(20),
+        async || {
+            let (code, text) = get(m, "/metrics");
+            assert_eq!(code, 200);
+            scrapes.push(counts(&text));
+            scrapes.last().unwrap().0 > 0.0
+        },
+    )
+    .await;
     sender.join().unwrap();
+    for w in scrapes.windows(2) {
+        assert!(
+            w[1].0 >= w[0].0 && w[1].1 >= w[0].1,
+            "counts only grow: {scrapes:?}"
+        );
+    }
+    for (received, written, _) in &scrapes {
+        assert!(*received <= 3002.0 && written <= received, "{scrapes:?}");
+    }
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..200 {
         udp.send_to(
@@ -455,9 +582,20 @@ async fn metrics_match_what_was_sent_and_stored() {
     }
     let store = db.store().await;
     let stored = store.wait_rows(3201, Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (code, text) = get(m, "/metrics");
-    assert_eq!(code, 200);
+    // The counters follow the commit: wait until they show every stored row and an empty queue.
+    let mut text = String::new();
+    wait_for(
+        "the metrics to show every stored row",
+        Duration::from_secs(10),
+        async || {
+            let (code, t) = get(m, "/metrics");
+            assert_eq!(code, 200);
+            text = t;
+            let (_, written, queued) = counts(&text);
+            written as i64 == stored && queued == 0.0
+        },
+    )
+    .await;
     let dropped = metric(&text, "log_panel_collector_udp_dropped_records_total", "") as i64;
     assert_eq!(dropped, 0);
     assert_eq!(

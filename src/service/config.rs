@@ -45,7 +45,30 @@ impl Section for ServiceConfig {
 
 fn log_filter<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let level = String::deserialize(d)?;
+    // tracing-subscriber 0.3 panics on some non-ASCII directives (it slices inside a character):
+    // levels and targets are ASCII, so anything else is refused first (found by the `config` fuzz
+    // target).
+    if !level.is_ascii() {
+        return Err(de::Error::custom(format!(
+            "{level:?} is not a log filter: use a level such as \"info\" or directives such as \"info,sqlx=warn\" (ASCII)"
+        )));
+    }
     tracing_subscriber::EnvFilter::try_new(&level)
         .map(|_| level.clone())
         .map_err(|e| de::Error::custom(format!("{level:?} is not a log filter: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+
+    #[test]
+    fn a_non_ascii_log_level_is_an_error_not_a_panic() {
+        let text = "[service]\nlog_level = \" in[\u{eb}\u{eb}{{{,h2{{\"\n";
+        let Err(ConfigError::Keys { errors, .. }) = Config::from_toml_str(text) else {
+            panic!("accepted")
+        };
+        assert_eq!(errors[0].key, "service.log_level");
+        assert!(errors[0].reason.contains("not a log filter"), "{errors:?}");
+    }
 }

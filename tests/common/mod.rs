@@ -134,6 +134,26 @@ impl TestDb {
         Store::connect(&self.url).await
     }
 
+    /// The store once the daemon has created the schema (a SQLite file does not exist before).
+    pub async fn wait_schema(&self, timeout: Duration) -> Store {
+        let t0 = Instant::now();
+        loop {
+            let err = match Store::try_connect(&self.url).await {
+                Ok(store) => match store.try_count("log_panel_log").await {
+                    Ok(_) => return store,
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            assert!(
+                t0.elapsed() < timeout,
+                "no panel schema in {} after {timeout:?}: {err}",
+                self.url
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Environment for tests/panel/check_panel.py.
     pub fn panel_env(&self) -> Vec<(&'static str, String)> {
         let engine = match self.engine {
@@ -204,32 +224,48 @@ fn sqlite_ts(s: &str) -> DateTime<Utc> {
 
 impl Store {
     pub async fn connect(url: &str) -> Store {
-        if url.starts_with("sqlite:") {
-            Store::Sqlite(sqlx::SqlitePool::connect(url).await.unwrap())
-        } else if url.starts_with("mysql:") {
-            Store::MySql(sqlx::MySqlPool::connect(url).await.unwrap())
-        } else {
-            Store::Postgres(sqlx::PgPool::connect(url).await.unwrap())
-        }
+        Store::try_connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
     }
 
+    async fn try_connect(url: &str) -> Result<Store, sqlx::Error> {
+        Ok(if url.starts_with("sqlite:") {
+            Store::Sqlite(sqlx::SqlitePool::connect(url).await?)
+        } else if url.starts_with("mysql:") {
+            Store::MySql(sqlx::MySqlPool::connect(url).await?)
+        } else {
+            Store::Postgres(sqlx::PgPool::connect(url).await?)
+        })
+    }
+
+    /// Rows in `table`; a failed query fails the test (it must not pass as 0 rows).
     pub async fn count(&self, table: &str) -> i64 {
+        self.try_count(table)
+            .await
+            .unwrap_or_else(|e| panic!("SELECT COUNT(*) FROM {table} failed: {e}"))
+    }
+
+    async fn try_count(&self, table: &str) -> Result<i64, sqlx::Error> {
         let q = AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
         match self {
             Store::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await,
             Store::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await,
             Store::MySql(p) => sqlx::query_scalar(q).fetch_one(p).await,
         }
-        .unwrap_or(0)
     }
 
-    /// Waits until `log_panel_log` holds at least `n` rows; returns the count.
+    /// Waits until `log_panel_log` holds at least `n` rows; returns the count. A query may fail
+    /// while the daemon is still creating the schema; one still failing at the timeout fails the test.
     pub async fn wait_rows(&self, n: i64, timeout: Duration) -> i64 {
         let t0 = Instant::now();
         loop {
-            let c = self.count("log_panel_log").await;
-            if c >= n || t0.elapsed() > timeout {
-                return c;
+            match self.try_count("log_panel_log").await {
+                Ok(c) if c >= n || t0.elapsed() > timeout => return c,
+                Err(e) if t0.elapsed() > timeout => {
+                    panic!("counting log_panel_log still fails after {timeout:?}: {e}")
+                }
+                _ => {}
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -562,6 +598,30 @@ pub fn send_tcp(addr: SocketAddr, data: &[u8]) {
     use std::io::Read;
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = s.read(&mut sink);
+}
+
+/// Waits until `cond` holds, polling every 20 ms; fails the test with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`wait_until`] for async tests.
+pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl AsyncFnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond().await {
+        assert!(
+            t0.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A loopback port free right now (for services that must be told their port in advance).

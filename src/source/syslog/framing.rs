@@ -95,13 +95,39 @@ impl Framer {
         let skipping = self.skip != Skip::None;
         self.skip = Skip::None;
         self.scanned = 0;
-        let data = self.buf.split().freeze();
+        let data = if skipping {
+            None
+        } else {
+            self.unfinished().map(|(data, _)| data)
+        };
+        self.buf.clear();
         self.shrink();
-        // An octet count header alone carries no message.
-        (!skipping && !data.is_empty()).then_some(Frame {
+        data.map(|data| Frame {
             data,
             truncated: true,
         })
+    }
+
+    /// The bytes of the unfinished frame in the buffer, without an octet-count header (a header
+    /// alone carries no message) and within `max_frame`, and whether the sender's frame was longer
+    /// or not finished. Found by the `framing` fuzz target: the header and the bytes up to
+    /// `max_frame` came out as one frame, longer than `max_frame`.
+    fn unfinished(&mut self) -> Option<(Bytes, bool)> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let (mut data, mut cut) = match self.octet_count_header() {
+            Header::Count { header_len, .. } => {
+                self.buf.advance(header_len);
+                (self.buf.split().freeze(), true)
+            }
+            _ => (trim_cr(self.buf.split().freeze()), false),
+        };
+        if data.len() > self.max_frame {
+            data.truncate(self.max_frame);
+            cut = true;
+        }
+        (!data.is_empty()).then_some((data, cut))
     }
 
     fn next_frame_inner(&mut self) -> Option<Frame> {
@@ -158,11 +184,8 @@ impl Framer {
             self.buf.clear();
             return None;
         }
-        let data = trim_cr(self.buf.split().freeze());
-        (!data.is_empty()).then_some(Frame {
-            data,
-            truncated: false,
-        })
+        self.unfinished()
+            .map(|(data, truncated)| Frame { data, truncated })
     }
 
     /// `LEN SP <` at the frame start: octet counting (the `<` of the PRI confirms it).
@@ -361,6 +384,29 @@ mod tests {
         assert!(f.in_frame());
         assert!(f.cut().is_none(), "the cut part was stored already");
         assert!(!f.in_frame());
+    }
+
+    #[test]
+    fn a_counted_frame_cut_by_the_end_of_the_stream_keeps_its_bytes_within_max_frame() {
+        let got = frames(16, &[b"7 <13>one30 <13>abcdefghijklmnopqrstu"]);
+        assert_eq!(
+            got,
+            [
+                ("<13>one".to_string(), false),
+                ("<13>abcdefghijkl".to_string(), true)
+            ]
+        );
+        assert_eq!(frames(16, &[b"30 <13>ab"]), [("<13>ab".to_string(), true)]);
+        assert_eq!(frames(2, &[b"999999"]), [("99".to_string(), true)]);
+        // The same bounds when a frame timeout cuts the frame.
+        let mut f = Framer::new(16);
+        f.buffer().extend_from_slice(b"30 <13>abcdefgh");
+        assert!(f.next_frame().is_none());
+        let cut = f.cut().unwrap();
+        assert_eq!(
+            (cut.data.as_ref(), cut.truncated),
+            (&b"<13>abcdefgh"[..], true)
+        );
     }
 
     #[test]

@@ -245,12 +245,9 @@ fn render_sd(elements: &[syslog_loose::StructuredElement<&str>]) -> String {
             out.push(' ');
             out.push_str(k);
             out.push_str("=\"");
-            for c in v.chars() {
-                if matches!(c, '"' | '\\' | ']') {
-                    out.push('\\');
-                }
-                out.push(c);
-            }
+            // syslog_loose hands out the value as received, escapes included: escaping it again
+            // doubled every `\\` (found by the `framing` fuzz target's size bound).
+            out.push_str(v);
             out.push('"');
         }
         out.push(']');
@@ -313,6 +310,17 @@ mod tests {
         assert_eq!(p.hostname, None);
         assert_eq!(p.structured_data, None);
         assert_eq!(p.msg, "");
+    }
+
+    #[test]
+    fn rfc3164_structured_data_is_kept_as_received() {
+        let line = r#"<13>Oct 11 22:14:15 host app[1]: [x@1 a="b\"c\\d\]e" f="g"] text"#;
+        let p = parse(line, now(), Tz::UTC);
+        assert_eq!(p.format, Format::Rfc3164);
+        assert_eq!(
+            p.structured_data.as_deref(),
+            Some(r#"[x@1 a="b\"c\\d\]e" f="g"]"#)
+        );
     }
 
     #[test]

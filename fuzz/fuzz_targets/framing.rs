@@ -1,0 +1,4 @@
+//! Fuzz target: see `lpc_fuzz::framing` for the invariants it asserts.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| lpc_fuzz::framing(data));
