@@ -625,12 +625,40 @@ pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl AsyncFnMut()
 }
 
 /// A loopback port free right now (for services that must be told their port in advance).
+/// A port no one listens on, for a daemon started later: taken below the kernel's ephemeral range
+/// (`ip_local_port_range`), so that the client sockets of other tests cannot take it in between, and
+/// never handed out twice in one test process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| {
+            t.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+        })
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral.saturating_sub(1).max(10_001));
+    let seed = std::process::id() as u64 * 7919
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0);
+    let span = (high - low) as u64;
+    let mut given = GIVEN.lock().unwrap();
+    for i in 0..span {
+        let port = low + ((seed + i * 104_729) % span) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port between {low} and {high}")
 }
 
 /// An RFC 6587 octet-counted frame.
