@@ -223,10 +223,19 @@ fn sqlite_ts(s: &str) -> DateTime<Utc> {
 }
 
 impl Store {
+    /// Connects, waiting up to 30 s for the database to appear (a collector creates the SQLite
+    /// file when it migrates, which may come just after it started).
     pub async fn connect(url: &str) -> Store {
-        Store::try_connect(url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+        let t0 = Instant::now();
+        loop {
+            match Store::try_connect(url).await {
+                Ok(s) => return s,
+                Err(e) if t0.elapsed() > Duration::from_secs(30) => {
+                    panic!("cannot connect to {url}: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     async fn try_connect(url: &str) -> Result<Store, sqlx::Error> {
