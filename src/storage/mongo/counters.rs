@@ -14,21 +14,7 @@ impl MongoBackend {
         retry: bool,
     ) -> Result<(), StorageError> {
         let docs = if retry {
-            let mut stored = HashSet::new();
-            let mut cur = coll
-                .find(doc! {"id": {"$in": &ids}})
-                .projection(doc! {"id": 1, "_id": 0})
-                .await
-                .map_err(mongo_err("looking up stored documents"))?;
-            while cur
-                .advance()
-                .await
-                .map_err(mongo_err("reading stored ids"))?
-            {
-                if let Ok(id) = cur.current().get_str("id") {
-                    stored.insert(id.to_string());
-                }
-            }
+            let stored = stored_ids(coll, &ids).await?;
             docs.into_iter()
                 .zip(ids)
                 .filter(|(_, id)| !stored.contains(id))
@@ -204,4 +190,28 @@ impl MongoBackend {
         }
         Ok(())
     }
+}
+
+/// Which of these `id`s (32-hex strings) have a document in `coll`: what a retried batch or a replay
+/// must not insert again.
+pub(super) async fn stored_ids(
+    coll: &Collection<Document>,
+    ids: &[String],
+) -> Result<HashSet<String>, StorageError> {
+    let mut stored = HashSet::new();
+    let mut cur = coll
+        .find(doc! {"id": {"$in": ids}})
+        .projection(doc! {"id": 1, "_id": 0})
+        .await
+        .map_err(mongo_err("looking up stored documents"))?;
+    while cur
+        .advance()
+        .await
+        .map_err(mongo_err("reading stored ids"))?
+    {
+        if let Ok(id) = cur.current().get_str("id") {
+            stored.insert(id.to_string());
+        }
+    }
+    Ok(stored)
 }

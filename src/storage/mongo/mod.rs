@@ -218,19 +218,8 @@ impl Backend for MongoBackend {
         let mut found = HashSet::new();
         for part in ids.chunks(super::ID_LOOKUP_CHUNK) {
             let hexes: Vec<String> = part.iter().map(|id| hex(*id)).collect();
-            let mut cur = coll
-                .find(doc! {"id": {"$in": &hexes}})
-                .projection(doc! {"id": 1, "_id": 0})
-                .await
-                .map_err(mongo_err("looking up stored documents"))?;
-            while cur
-                .advance()
-                .await
-                .map_err(mongo_err("reading stored ids"))?
-            {
-                if let Ok(id) = cur.current().get_str("id")
-                    && let Ok(id) = Uuid::parse_str(id)
-                {
+            for id in counters::stored_ids(&coll, &hexes).await? {
+                if let Ok(id) = Uuid::parse_str(&id) {
                     found.insert(id);
                 }
             }
