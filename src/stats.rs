@@ -42,6 +42,9 @@ pub struct Stats {
     pub filtered: Count,
     /// UDP messages dropped because the queue was full.
     pub udp_dropped: Count,
+    /// UDP datagrams the kernel dropped because a socket's receive buffer was full (its own
+    /// counter, read back from /proc/net/udp), i.e. lost before the daemon could read them.
+    pub udp_kernel_dropped: Count,
     /// OTLP requests answered "unavailable, retry" (queue full).
     pub otlp_unavailable: Count,
     /// Connections, frames and requests refused or cut by a configured limit, per limit.
@@ -92,6 +95,7 @@ impl Default for Stats {
             truncated: Count::default(),
             filtered: Count::default(),
             udp_dropped: Count::default(),
+            udp_kernel_dropped: Count::default(),
             otlp_unavailable: Count::default(),
             limited: Family::default(),
             tls_refused: Count::default(),
@@ -220,6 +224,11 @@ impl Stats {
             "udp_dropped_records",
             "UDP messages dropped because the queue was full",
             self.udp_dropped.clone(),
+        );
+        r.register(
+            "udp_kernel_dropped_datagrams",
+            "UDP datagrams the kernel dropped because the socket's receive buffer was full",
+            self.udp_kernel_dropped.clone(),
         );
         r.register(
             "otlp_unavailable_requests",

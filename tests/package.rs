@@ -91,6 +91,19 @@ fn debian_package_installs_validates_and_removes() {
     );
     // The forwarding snippets ship with the docs.
     assert!(Path::new("/usr/share/doc/log-panel-collector/examples/rsyslog.conf").exists());
+    // The UDP receive-buffer cap ships as a sysctl.d file, which postinst applied.
+    let sysctl = std::fs::read_to_string("/usr/lib/sysctl.d/60-log-panel-collector.conf")
+        .expect("the sysctl.d file is installed");
+    assert!(sysctl.contains("net.core.rmem_max = 16777216"), "{sysctl}");
+    let rmem_max: u64 = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .expect("rmem_max")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert!(
+        rmem_max >= 16777216,
+        "postinst did not apply it: rmem_max = {rmem_max}"
+    );
 
     // Remove: binary and units gone, config kept; purge: config gone.
     run_ok(Command::new("dpkg").args(["-r", "log-panel-collector"]));

@@ -30,8 +30,8 @@ pub(super) struct Running {
 
 impl Running {
     /// Stops the listener: OTLP servers close their connections gracefully (so none keeps the
-    /// queue open) and syslog TCP connections hand over the frames they read, within 5 s; the
-    /// others are cancelled.
+    /// queue open), syslog TCP connections hand over the frames they read and UDP readers hand
+    /// over the datagram in hand, within 5 s; the others are cancelled.
     pub(super) async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -122,18 +122,21 @@ pub(super) fn spawn(role: Role, opened: Opened, ctx: &Ctx) -> std::io::Result<Ru
     };
     let graceful = matches!(
         role,
-        Role::OtlpGrpc | Role::OtlpHttp | Role::SyslogTcp | Role::SyslogTls
+        Role::OtlpGrpc | Role::OtlpHttp | Role::SyslogTcp | Role::SyslogTls | Role::SyslogUdp
     );
     let task = match opened {
         Opened::Udp(s) => {
-            let socket = tokio::net::UdpSocket::from_std(s)?;
             if let Ok(mut ports) = ctx.health.udp_ports.lock() {
                 ports.push(bound.port());
             }
             let intake = ctx.intake.for_source("syslog", "udp");
+            let reader = udp::Reader::start(s, intake, ctx.syslog)?;
+            // The reader is a thread; this task only holds it until the listener stops (or the
+            // task is cancelled, which drops and so stops it too).
             tokio::spawn(async move {
                 let _guard = guard;
-                udp::serve(socket, intake, ctx.syslog).await
+                shutdown.await;
+                let _ = tokio::task::spawn_blocking(move || reader.stop()).await;
             })
         }
         Opened::Tcp(s) => {
