@@ -14,12 +14,16 @@
 # Environment:
 #   BENCH_DIR      the shared bench scripts (default: ../shared/bench beside this repository)
 #   SIZE           message size in characters for every part (default 256)
-#   PARTS          which parts to run, default "copy collector rsyslog"
+#   COPY_MODES     the COPY limits to take, STREAMS:ORDERED (default "1:0 2:0 1:1 2:1"); ratios use the best
+#   PARTS          which parts to run, default "copy collector otlp rsyslog"; "udp" adds the UDP loss run,
+#                  "sqlite" the embedded default beside SQLite's own limit (SQLITE_SPOOLS="on off")
+#   UDP_N, UDP_RATE  the udp part: datagrams offered (500000) at each rate in UDP_RATE (default 50000)
 #   FORMATS        collector formats, default "rfc3164 rfc5424"
 #   MAX_RECORDS, MAX_DELAY_MS, WRITERS, QUEUE_BYTES
 #                  written into the collector's [batch] section when set (else the defaults apply)
 #   SPOOLS         run the OTLP part once per mode, e.g. "off always interval": spool off, or on with
-#                  that [spool] sync (the spool in the work dir), and print each ratio to "off"
+#                  that [spool] sync (the spool in the work dir), and print each ratio to "off"; list
+#                  the modes several times ("off always off always ...") to compare medians
 #   CONTEXT=false  [storage] context = false (no context line appended to each message)
 #   NO_BUILD=1     use the binary as it is, even when src/ is newer
 #   BIN            the collector binary (default target/release/log-panel-collector)
@@ -75,18 +79,28 @@ fi
 # loggen is fetched on first use inside ingest-rate.sh's timed section: fetch it now, untimed.
 sng_root >/dev/null || die "could not install loggen (syslog-ng) into the cache"
 
-declare -A RATE
+declare -A RATE RUNS
+# median X...: the middle value (a mode listed several times in SPOOLS runs several times, alternating)
+median() { python3 -c 'import statistics,sys; print(round(statistics.median(map(float, sys.argv[1:]))))' "$@"; }
 
 # Every part writes a few hundred MB of WAL, enough to request a checkpoint that then runs spread over the
 # next parts. Start each timed part from a fresh checkpoint instead (SETTLE=0 skips this).
 settle() { [ "${SETTLE:-1}" = 0 ] || psql_db postgres -c checkpoint >/dev/null; }
 
 # --- (a) the database's own limit -------------------------------------------------------------------
+# Each of COPY_MODES (STREAMS:ORDERED, default all four: 1 or 2 streams, random or time-ordered ids);
+# the best is the limit the collector is compared with (the collector writes time-ordered ids with two
+# writers, so "2:1" is its fair peer).
 if has_part copy; then
-  settle
-  line=$(timeout "$LIMIT_S" "$BENCH_DIR/copy-limit.sh" "$N" "$SIZE") || die "copy-limit.sh failed or exceeded ${LIMIT_S}s"
-  echo "$line"
-  RATE[copy]=$(field rows_per_s "$line")
+  for mode in ${COPY_MODES:-1:0 2:0 1:1 2:1}; do
+    settle
+    line=$(STREAMS=${mode%%:*} ORDERED=${mode##*:} timeout "$LIMIT_S" "$BENCH_DIR/copy-limit.sh" "$N" "$SIZE") ||
+      die "copy-limit.sh failed or exceeded ${LIMIT_S}s"
+    echo "$line"
+    r=$(field rows_per_s "$line")
+    RATE[copy_$mode]=$r
+    if [ -z "${RATE[copy]:-}" ] || [ "$r" -gt "${RATE[copy]}" ]; then RATE[copy]=$r; RATE[copy_best]=$mode; fi
+  done
 fi
 
 # --- (b) the collector ------------------------------------------------------------------------------
@@ -102,7 +116,7 @@ stop_daemon() {
 daemon_port() { # daemon_port "syslog tcp": the port the running daemon reports in $LOG for that listener
   local port=""
   for _ in $(seq 1 100); do
-    port=$(sed -n "s/^listening on $1 .*:\([0-9]*\)\$/\1/p" "$LOG" | head -1)
+    port=$(sed -n "s/^listening on $1 [^ ]*:\([0-9]*\)\( .*\)\{0,1\}\$/\1/p" "$LOG" | head -1)
     [ -n "$port" ] && { echo "$port"; return 0; }
     kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$LOG" >&2; die "the collector exited at start"; }
     sleep 0.1
@@ -215,12 +229,97 @@ if has_part otlp; then
   echo "$gen"
   line=$(python3 -c "print(f'collector_otlp grpc spool=$spool sent=$N stored={$c} lost={$N-$c} send_s={$T1-$T0:.2f} total_s={$T2-$T0:.2f} rows_per_s={$c/($T2-$T0):.0f}')")
   echo "$line"
-  RATE[collector_otlp_$spool]=$(field rows_per_s "$line")
-  [ -n "${RATE[collector_otlp]:-}" ] || RATE[collector_otlp]=${RATE[collector_otlp_$spool]}
+  RUNS[otlp_$spool]="${RUNS[otlp_$spool]:-} $(field rows_per_s "$line")"
+  RATE[collector_otlp_$spool]=$(median ${RUNS[otlp_$spool]})
+  [ "$spool" != "${SPOOLS%% *}" ] || RATE[collector_otlp]=${RATE[collector_otlp_$spool]}
   stop_daemon
   read -r rows cards < <(psql_db "$DB" -F ' ' -c "select (select count(*) from log_panel_log), (select coalesce(sum(total),0) from log_panel_log_card)")
   if [ "$rows" = "$cards" ] && [ "$rows" = "$N" ]; then verdict=OK; else verdict=MISMATCH; CHECK_FAILED=1; fi
   echo "collector_check otlp spool=$spool rows=$rows card_total=$cards $verdict"
+  done
+fi
+
+# --- (b3) the collector over UDP at a fixed rate: what is lost, and where ------------------------------
+# loggen offers UDP_N (500000) RFC 3164 datagrams at UDP_RATE (50000/s, several rates: "50000 100000").
+# The loss is sent - rows; the daemon's metrics must account for it exactly: udp_dropped_records (queue
+# full) + udp_kernel_dropped_datagrams (the socket's buffer overflowed, the kernel's own counter).
+if has_part udp; then
+  [ -x "$BIN" ] || (cd "$REPO" && cargo build --release -q) || die "cargo build --release failed"
+  DB=bench_collector
+  UCONF=$WORK/udp.toml
+  UDP_N=${UDP_N:-500000}
+  for rate in ${UDP_RATE:-50000}; do
+  printf '[storage]\nurl = "%s"\n[syslog]\ntcp = []\nudp = ["127.0.0.1:0"]\n[otlp]\ngrpc = ""\nhttp = ""\n[retention]\ndays = 0\n[service]\nmetrics = "127.0.0.1:0"\n' \
+    "$PGURL_BASE/$DB" >"$UCONF"
+  psql_db postgres -c "set client_min_messages = warning" -c "drop database if exists $DB with (force)" -c "create database $DB" >/dev/null
+  "$BIN" --config "$UCONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
+  LOG=$WORK/collector-udp.log
+  RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$UCONF" run 2>"$LOG" &
+  DAEMON_PID=$!
+  PORT=$(daemon_port "syslog udp")
+  MPORT=$(daemon_port "metrics http")
+  settle
+  rcvbuf_before=$(awk '/^Udp:/ { if (h) print $6; h=1 }' /proc/net/snmp)
+  line=$(UDP_RATE=$rate STALL_S=5 timeout "$LIMIT_S" "$BENCH_DIR/ingest-rate.sh" "$DB" "$PORT" "$UDP_N" udp rfc3164 "$SIZE" | sed 's/^ingest/collector/') ||
+    { tail -20 "$LOG" >&2; die "collector udp run failed or exceeded ${LIMIT_S}s"; }
+  rcvbuf_after=$(awk '/^Udp:/ { if (h) print $6; h=1 }' /proc/net/snmp)
+  sleep 1.5   # the reader reads the kernel's drop counter back once a second
+  metrics=$(curl -fsS "http://127.0.0.1:$MPORT/metrics") || die "cannot read the collector's metrics"
+  metric() { sed -n "s/^log_panel_collector_$1_total{[^}]*} \([0-9]*\)\$/\1/p" <<<"$metrics" | head -1; }
+  qdrop=$(metric udp_dropped_records); kdrop=$(metric udp_kernel_dropped_datagrams)
+  stop_daemon
+  echo "$line"
+  stored=$(field stored "$line"); lost=$(field lost "$line")
+  if [ "$lost" = "$(( ${qdrop:-0} + ${kdrop:-0} ))" ]; then verdict=OK; else verdict=MISMATCH; CHECK_FAILED=1; fi
+  echo "collector_udp_check rate=$rate sent=$UDP_N stored=$stored lost=$lost queue_dropped=${qdrop:-?} kernel_dropped=${kdrop:-?} kernel_RcvbufErrors_delta=$((rcvbuf_after - rcvbuf_before)) $verdict"
+  RATE[udp_lost_$rate]=$lost
+  done
+fi
+
+# --- (b4) SQLite, the embedded default, beside SQLite's own limit ------------------------------------
+# The limit: scripts/sqlite-limit.py, prepared inserts of N rows in transactions of 5000 (WAL,
+# synchronous=NORMAL, as the collector) into a file the collector migrated. Then the collector with
+# the embedded default's settings (spool on, beside the database) over syslog TCP (loggen, RFC 3164).
+# SQLITE_SPOOLS="on off" also runs it with the spool off.
+sqlite_rows() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$@"; }
+if has_part sqlite; then
+  [ -x "$BIN" ] || (cd "$REPO" && cargo build --release -q) || die "cargo build --release failed"
+  SCONF=$WORK/sqlite.toml
+  printf '[storage]\nurl = "sqlite://%s"\n' "$WORK/limit.sqlite3" >"$SCONF"
+  "$BIN" --config "$SCONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
+  line=$(timeout "$LIMIT_S" python3 "$REPO/scripts/sqlite-limit.py" "$WORK/limit.sqlite3" "$N" "$SIZE" 5000) || die "sqlite-limit.py failed"
+  echo "$line"
+  RATE[sqlite_limit]=$(field rows_per_s "$line")
+  rm -f "$WORK"/limit.sqlite3*
+  for sp in ${SQLITE_SPOOLS:-on}; do
+    DBF=$WORK/collector.sqlite3
+    rm -rf "$DBF" "$DBF"-wal "$DBF"-shm "$WORK/collector.spool"
+    spool_line=""; [ "$sp" = off ] && spool_line='[spool]\ndir = ""\n'
+    printf "[storage]\nurl = \"sqlite://%s\"\n[syslog]\ntcp = [\"127.0.0.1:0\"]\nudp = []\n[otlp]\ngrpc = \"\"\nhttp = \"\"\n[retention]\ndays = 0\n[service]\nmetrics = \"\"\n$spool_line" "$DBF" >"$SCONF"
+    "$BIN" --config "$SCONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
+    LOG=$WORK/collector-sqlite.log
+    RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$SCONF" run 2>"$LOG" &
+    DAEMON_PID=$!
+    PORT=$(daemon_port "syslog tcp")
+    T0=$(date +%s.%N)
+    timeout "$LIMIT_S" $(loggen_cmd) -i -Q -s "$SIZE" -n "$N" -S -r 100000000 127.0.0.1 "$PORT" >/dev/null 2>&1 || die "loggen failed"
+    T1=$(date +%s.%N)
+    last=-1; same=0
+    while :; do
+      c=$(sqlite_rows "$DBF" "select count(*) from log_panel_log")
+      [ "$c" -ge "$N" ] && break
+      if [ "$c" = "$last" ]; then same=$((same+1)); [ $same -ge 50 ] && break; else same=0; fi
+      last=$c; sleep 0.1
+    done
+    T2=$(date +%s.%N)
+    stop_daemon
+    line=$(python3 -c "print(f'collector_sqlite tcp rfc3164 spool=$sp sent=$N stored={$c} lost={$N-$c} send_s={$T1-$T0:.2f} total_s={$T2-$T0:.2f} rows_per_s={$c/($T2-$T0):.0f}')")
+    echo "$line"
+    RATE[collector_sqlite_$sp]=$(field rows_per_s "$line")
+    cards=$(sqlite_rows "$DBF" "select coalesce(sum(total),0) from log_panel_log_card")
+    hours=$(sqlite_rows "$DBF" "select coalesce(sum(log_count),0) from log_panel_log_timeline_bucket where unit='hour'")
+    if [ "$c" = "$cards" ] && [ "$c" = "$hours" ] && [ "$c" = "$N" ]; then verdict=OK; else verdict=MISMATCH; CHECK_FAILED=1; fi
+    echo "collector_check sqlite spool=$sp rows=$c card_total=$cards hour_buckets=$hours $verdict"
   done
 fi
 
@@ -234,8 +333,15 @@ fi
 
 # --- summary ----------------------------------------------------------------------------------------
 echo "== summary (rows/s, N=$N, SIZE=$SIZE)"
+for mode in ${COPY_MODES:-1:0 2:0 1:1 2:1}; do
+  [ -n "${RATE[copy_$mode]:-}" ] && printf '  %-20s %8s\n' "copy streams=${mode%%:*} ordered=${mode##*:}" "${RATE[copy_$mode]}"
+done
+[ -n "${RATE[copy]:-}" ] && echo "  copy = the best of these (streams:ordered ${RATE[copy_best]})"
 for k in copy collector_rfc3164 collector_rfc5424 collector_otlp rsyslog; do
   [ -n "${RATE[$k]:-}" ] && printf '  %-20s %8s\n' "$k" "${RATE[$k]}"
+done
+for rate in ${UDP_RATE:-}; do
+  [ -n "${RATE[udp_lost_$rate]:-}" ] && printf '  %-36s %s of %s\n' "udp lost at $rate/s" "${RATE[udp_lost_$rate]}" "${UDP_N:-500000}"
 done
 ratio() { # ratio NAME NUM DEN
   [ -n "${2:-}" ] && [ -n "${3:-}" ] && python3 -c "print(f'  %-36s %.2fx' % ('$1', $2 / $3))"
@@ -246,9 +352,15 @@ for fmt in $FORMATS; do
   ratio "collector_$fmt / rsyslog_rfc3164" "${RATE[collector_$fmt]:-}" "${RATE[rsyslog]:-}"
 done
 ratio "collector_otlp / copy" "${RATE[collector_otlp]:-}" "${RATE[copy]:-}"
-for spool in ${SPOOLS:-}; do
+for spool in $(printf '%s\n' ${SPOOLS:-} | awk '!seen[$0]++'); do
+  printf '  %-20s %8s   (median of:%s)\n' "collector_otlp_$spool" "${RATE[collector_otlp_$spool]:-}" "${RUNS[otlp_$spool]:-}"
   [ "$spool" = off ] && continue
-  printf '  %-20s %8s\n' "collector_otlp_$spool" "${RATE[collector_otlp_$spool]:-}"
   ratio "otlp spool=$spool / spool off" "${RATE[collector_otlp_$spool]:-}" "${RATE[collector_otlp_off]:-}"
+done
+[ -n "${RATE[sqlite_limit]:-}" ] && printf '  %-20s %8s\n' sqlite_limit "${RATE[sqlite_limit]}"
+for sp in ${SQLITE_SPOOLS:-on}; do
+  [ -n "${RATE[collector_sqlite_$sp]:-}" ] || continue
+  printf '  %-20s %8s\n' "collector_sqlite spool=$sp" "${RATE[collector_sqlite_$sp]}"
+  ratio "collector_sqlite spool=$sp / sqlite_limit" "${RATE[collector_sqlite_$sp]}" "${RATE[sqlite_limit]:-}"
 done
 [ -z "${CHECK_FAILED:-}" ] || die "card or timeline totals do not match the row count (see collector_check above)"

@@ -45,6 +45,9 @@ fn hex(id: Uuid) -> String {
     id.simple().to_string()
 }
 
+/// Rows (or chunks) per INSERT statement: 2,000 bound values, far below SQLite's limit of 32,766.
+const ROWS_PER_INSERT: usize = 200;
+
 const CREATE_DJANGO_MIGRATIONS: &str = r#"CREATE TABLE IF NOT EXISTS "django_migrations" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "app" varchar(255) NOT NULL, "name" varchar(255) NOT NULL, "applied" datetime NOT NULL)"#;
 
 impl SqliteBackend {
@@ -118,30 +121,42 @@ impl Backend for SqliteBackend {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .context("starting a SQLite transaction")?;
-        for r in &batch.rows {
-            sqlx::query(
-                r#"INSERT INTO log_panel_log (id, "timestamp", level, logger_name, message, module, pathname, line_number, message_chunked, message_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
-            )
-            .bind(hex(r.id))
-            .bind(django_datetime(r.timestamp))
-            .bind(r.level.as_str())
-            .bind(&r.logger_name)
-            .bind(&r.message)
-            .bind(&r.module)
-            .bind(&r.pathname)
-            .bind(r.line_number)
-            .bind(r.message_chunked)
-            .bind(r.message_size)
-            .execute(&mut *tx)
-            .await
-            .context("inserting log rows")?;
+        // Many rows per statement: each statement is a hand-over to sqlx's SQLite thread, which
+        // cost more than the insert itself when sent row by row (docs/benchmarks.md, SQLite).
+        for rows in batch.rows.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                r#"INSERT INTO log_panel_log (id, "timestamp", level, logger_name, message, module, pathname, line_number, message_chunked, message_size) "#,
+            );
+            q.push_values(rows, |mut b, r| {
+                b.push_bind(hex(r.id))
+                    .push_bind(django_datetime(r.timestamp))
+                    .push_bind(r.level.as_str())
+                    .push_bind(&r.logger_name)
+                    .push_bind(&r.message)
+                    .push_bind(&r.module)
+                    .push_bind(&r.pathname)
+                    .push_bind(r.line_number)
+                    .push_bind(r.message_chunked)
+                    .push_bind(r.message_size);
+            });
+            q.build()
+                .persistent(rows.len() == ROWS_PER_INSERT)
+                .execute(&mut *tx)
+                .await
+                .context("inserting log rows")?;
         }
-        for c in &batch.chunks {
-            sqlx::query(r#"INSERT INTO log_panel_log_message_chunk (id, log_id, "index", text) VALUES (?, ?, ?, ?)"#)
-                .bind(hex(c.id))
-                .bind(hex(c.log_id))
-                .bind(c.index)
-                .bind(&c.text)
+        for chunks in batch.chunks.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                r#"INSERT INTO log_panel_log_message_chunk (id, log_id, "index", text) "#,
+            );
+            q.push_values(chunks, |mut b, c| {
+                b.push_bind(hex(c.id))
+                    .push_bind(hex(c.log_id))
+                    .push_bind(c.index)
+                    .push_bind(&c.text);
+            });
+            q.build()
+                .persistent(chunks.len() == ROWS_PER_INSERT)
                 .execute(&mut *tx)
                 .await
                 .context("inserting message chunks")?;
