@@ -19,6 +19,19 @@ pub struct MetricsUrl {
     pub path: String,
 }
 
+impl Scrape {
+    /// Records received since `base` and neither stored, filtered nor dropped yet: still on their way
+    /// to the database (in the queue, the spool or a write).
+    pub fn pending_since(&self, base: &Scrape) -> u64 {
+        let d = |now: u64, then: u64| now.saturating_sub(then);
+        d(self.received, base.received).saturating_sub(
+            d(self.stored, base.stored)
+                + d(self.filtered, base.filtered)
+                + d(self.udp_dropped, base.udp_dropped),
+        )
+    }
+}
+
 impl std::fmt::Display for MetricsUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "http://{}{}", self.authority, self.path)
@@ -60,6 +73,10 @@ pub struct Scrape {
     /// Records committed to the database: rows written plus error records stored in place of
     /// records the database refused.
     pub stored: u64,
+    /// Records received, all sources.
+    pub received: u64,
+    /// Records refused by the daemon's `[filter]` settings.
+    pub filtered: u64,
     /// Records queued or being written.
     pub queue_records: u64,
     /// UDP messages dropped because the queue was full.
@@ -188,6 +205,8 @@ pub fn parse(text: &str) -> Option<Scrape> {
                 s.stored += v;
             }
             "error_records_total" => s.stored += v,
+            "received_records_total" => s.received += v,
+            "filtered_records_total" => s.filtered += v,
             "queue_records" => s.queue_records += v,
             "udp_dropped_records_total" => s.udp_dropped += v,
             "udp_kernel_drops" => s.kernel_drops += v,
@@ -227,11 +246,15 @@ mod tests {
             log_panel_collector_udp_dropped_records_total{backend=\"a\"} 5\n\
             log_panel_collector_udp_kernel_drops{backend=\"a\"} 9\n\
             log_panel_collector_received_records_total{backend=\"a\",source=\"syslog\",transport=\"udp\"} 9999\n\
+            log_panel_collector_received_records_total{backend=\"a\",source=\"otlp\",transport=\"grpc\"} 1\n\
+            log_panel_collector_filtered_records_total{backend=\"a\"} 2\n\
             # EOF\n";
         assert_eq!(
             parse(text),
             Some(Scrape {
                 stored: 1203,
+                received: 10000,
+                filtered: 2,
                 queue_records: 17,
                 udp_dropped: 5,
                 kernel_drops: 9,

@@ -345,8 +345,9 @@ pub(crate) async fn pace(started: Instant, done: usize, rate: Option<f64>) {
     }
 }
 
-/// The stored count stops being waited for once it did not grow for this long with the daemon's
-/// queue empty (records lost on the way, UDP): nothing more is coming.
+/// The stored count stops being waited for once it did not grow for this long with nothing on its
+/// way (the queue empty, everything received stored, filtered or dropped): records were lost before
+/// the daemon received them (UDP), nothing more is coming.
 const SETTLED: Duration = Duration::from_secs(3);
 
 /// Sends the load, then waits until the daemon's stored count reached what was sent.
@@ -422,7 +423,8 @@ async fn wait_stored(
                 let (l, at) = last.as_ref().expect("set above");
                 let stored = l.stored.saturating_sub(base.stored);
                 let complete = stored >= sent;
-                let settled = !complete && s.queue_records == 0 && now - *at >= SETTLED;
+                let idle = s.queue_records == 0 && s.pending_since(base) == 0;
+                let settled = !complete && idle && now - *at >= SETTLED;
                 let timed_out = !complete && !settled && now - sending_ended >= wait;
                 if complete || settled || timed_out {
                     return Ok(StoredReport {
