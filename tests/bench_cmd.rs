@@ -242,3 +242,45 @@ async fn without_metrics_the_bench_says_the_stored_figures_are_unknown() {
     // The records still arrive; only the bench could not see them stored.
     assert_eq!(store.wait_rows(200, Duration::from_secs(60)).await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_gets_a_progress_line_and_the_summary_after_it() {
+    let db = TestDb::new(Engine::Sqlite, "bench_tty").await;
+    let r = Running::start(&db);
+    let store = db.wait_schema(Duration::from_secs(30)).await;
+    let tcp = r.addr("listening on syslog tcp ").to_string();
+    // 2,500 records at 1,000/s take at least 2.5 s: the line is drawn at least twice.
+    let cmd = format!(
+        "{} bench --protocol tcp --endpoint {tcp} --records 2500 --rate 1000 --metrics {}",
+        binary().display(),
+        r.metrics_url()
+    );
+    // util-linux `script` runs the bench on a pseudo-terminal (stdout and stderr both on it).
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("runs script(1) from util-linux");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    let drawn: Vec<&str> = text
+        .split('\r')
+        .filter(|l| l.starts_with("bench: sent "))
+        .collect();
+    assert!(drawn.len() >= 2, "progress lines in {text:?}");
+    assert!(
+        drawn
+            .iter()
+            .all(|l| l.contains("/2500 (") && l.contains(" stored ")),
+        "{drawn:?}"
+    );
+    let summary = text
+        .split(['\r', '\n'])
+        .map(|l| l.trim_start_matches("\x1b[K"))
+        .find(|l| l.starts_with("bench tcp sent=2500 "))
+        .unwrap_or_else(|| panic!("no summary in {text:?}"));
+    assert!(
+        summary.contains(" stored=2500 ") && summary.contains(" lost=0 "),
+        "{summary}"
+    );
+    assert_eq!(store.count("log_panel_log").await, 2500);
+}
