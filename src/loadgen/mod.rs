@@ -287,44 +287,41 @@ impl BenchReport {
     }
 }
 
-/// Where to send by default: the config's first listener of that protocol (loopback when it binds
-/// all addresses), as the daemon started with the same `--config` listens.
-pub fn default_endpoint(protocol: Protocol, cfg: &crate::config::Config) -> String {
-    let local = |a: SocketAddr| {
-        if a.ip().is_unspecified() {
-            let ip: IpAddr = if a.is_ipv4() {
-                Ipv4Addr::LOCALHOST.into()
-            } else {
-                Ipv6Addr::LOCALHOST.into()
-            };
-            SocketAddr::new(ip, a.port())
-        } else {
-            a
-        }
+/// `addr`, with loopback in place of an unspecified address (a listener on all addresses).
+fn reachable(a: SocketAddr) -> SocketAddr {
+    if !a.ip().is_unspecified() {
+        return a;
+    }
+    let ip: IpAddr = if a.is_ipv4() {
+        Ipv4Addr::LOCALHOST.into()
+    } else {
+        Ipv6Addr::LOCALHOST.into()
     };
+    SocketAddr::new(ip, a.port())
+}
+
+/// Where to send by default: the config's first listener of that protocol, as the daemon started
+/// with the same `--config` listens.
+pub fn default_endpoint(protocol: Protocol, cfg: &crate::config::Config) -> String {
     let syslog = SocketAddr::from(([127, 0, 0, 1], 5514));
     match protocol {
         Protocol::OtlpGrpc => format!(
             "http://{}",
-            local(
+            reachable(
                 cfg.otlp
                     .grpc
                     .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4317)))
             )
         ),
-        Protocol::Tcp => local(cfg.syslog.tcp.first().copied().unwrap_or(syslog)).to_string(),
-        Protocol::Udp => local(cfg.syslog.udp.first().copied().unwrap_or(syslog)).to_string(),
+        Protocol::Tcp => reachable(cfg.syslog.tcp.first().copied().unwrap_or(syslog)).to_string(),
+        Protocol::Udp => reachable(cfg.syslog.udp.first().copied().unwrap_or(syslog)).to_string(),
     }
 }
 
 /// The metrics to read by default: the config's `[service] metrics`, `None` when it is off.
 pub fn default_metrics(cfg: &crate::config::Config) -> Option<MetricsUrl> {
     cfg.service.metrics.map(|a| MetricsUrl {
-        authority: if a.ip().is_unspecified() {
-            format!("localhost:{}", a.port())
-        } else {
-            a.to_string()
-        },
+        authority: reachable(a).to_string(),
         path: "/metrics".into(),
     })
 }
@@ -470,6 +467,24 @@ mod tests {
             },
             stored,
         }
+    }
+
+    #[test]
+    fn defaults_follow_the_config_with_loopback_for_any_address() {
+        let mut cfg = crate::config::Config::default();
+        assert_eq!(
+            default_endpoint(Protocol::OtlpGrpc, &cfg),
+            "http://127.0.0.1:4317"
+        );
+        assert_eq!(default_endpoint(Protocol::Udp, &cfg), "127.0.0.1:5514");
+        assert_eq!(
+            default_metrics(&cfg).map(|m| m.to_string()),
+            Some("http://127.0.0.1:9598/metrics".into())
+        );
+        cfg.syslog.tcp = vec!["[::]:6514".parse().unwrap()];
+        cfg.service.metrics = None;
+        assert_eq!(default_endpoint(Protocol::Tcp, &cfg), "[::1]:6514");
+        assert_eq!(default_metrics(&cfg), None);
     }
 
     #[test]
