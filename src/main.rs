@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use log_panel_collector::collector::Collector;
 use log_panel_collector::config::{Config, ConfigError};
+use log_panel_collector::loadgen::{Format, Framing, Protocol};
 use log_panel_collector::service::log;
 use log_panel_collector::storage::{AnyBackend, Backend};
 use std::path::{Path, PathBuf};
@@ -40,33 +41,52 @@ enum Command {
         #[arg(long)]
         days: Option<u32>,
     },
-    /// Load generator: send OTLP log batches over gRPC to a collector and report the rate.
+    /// Load generator: send OTLP/gRPC or syslog (TCP, UDP) to a collector and report the rate it
+    /// accepted records and the rate it stored them (from its /metrics).
     Bench(BenchArgs),
 }
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// OTLP/gRPC endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:4317")]
-    endpoint: String,
+    /// What to send: OTLP log batches over gRPC, or syslog messages over TCP or UDP.
+    #[arg(long, value_enum, default_value_t = Protocol::OtlpGrpc)]
+    protocol: Protocol,
+    /// Where to send: http://HOST:PORT for otlp-grpc, HOST:PORT for tcp and udp (default: the
+    /// config's listener of that protocol; embedded default 127.0.0.1:4317 or 127.0.0.1:5514).
+    #[arg(long)]
+    endpoint: Option<String>,
     /// Records to send in all.
     #[arg(long, default_value_t = 200_000)]
     records: usize,
-    /// Records per Export request.
+    /// Records per Export request (otlp-grpc) or messages per write (tcp).
     #[arg(long, default_value_t = 1000)]
     batch: usize,
     /// Characters per record body.
     #[arg(long, default_value_t = 256)]
     size: usize,
-    /// Parallel connections.
+    /// Parallel connections (otlp-grpc, tcp) or sockets (udp).
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
-    /// Records per second (default: as fast as accepted).
+    /// Records per second over all connections (default: as fast as accepted).
     #[arg(long)]
     rate: Option<u64>,
-    /// Distinct logger (scope) names.
+    /// Distinct logger names (OTLP scope names, syslog app names).
     #[arg(long, default_value_t = 8)]
     loggers: usize,
+    /// Syslog message format (tcp, udp).
+    #[arg(long, value_enum, default_value_t = Format::Rfc3164)]
+    format: Format,
+    /// Syslog framing on TCP (RFC 6587): a line feed after each message, or its length before it.
+    #[arg(long, value_enum, default_value_t = Framing::Lf)]
+    framing: Framing,
+    /// The daemon's metrics endpoint, read before and after to report what reached the database
+    /// (default: the config's [service] metrics, embedded default http://127.0.0.1:9598/metrics);
+    /// `off` reports only the accepted rate.
+    #[arg(long)]
+    metrics: Option<String>,
+    /// Longest wait after the last record was sent for the stored count to reach what was sent.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    wait: Duration,
 }
 
 fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -99,35 +119,7 @@ fn main() -> ExitCode {
             }),
     );
     match cli.command.unwrap_or(Command::Run) {
-        Command::Bench(b) => {
-            let spec = log_panel_collector::loadgen::LoadSpec {
-                endpoint: b.endpoint,
-                records: b.records,
-                batch: b.batch,
-                size: b.size,
-                concurrency: b.concurrency,
-                rate: b.rate,
-                loggers: b.loggers,
-            };
-            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-            match rt.block_on(log_panel_collector::loadgen::run(&spec)) {
-                Ok(r) => {
-                    println!(
-                        "bench otlp-grpc sent={} requests={} retries={} seconds={:.2} records_per_s={:.0}",
-                        r.records,
-                        r.requests,
-                        r.retries,
-                        r.elapsed.as_secs_f64(),
-                        r.records as f64 / r.elapsed.as_secs_f64()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    log::say(log::ERR, format_args!("error: {e}"));
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Bench(b) => bench(b, &cfg),
         Command::Validate => {
             // The config's keys are checked; now the files it names (certificates, keys, tokens).
             let errors = log_panel_collector::security::check_files(&cfg);
@@ -163,6 +155,56 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `bench`: sends the load, prints the summary line on stdout and what it means on stderr.
+fn bench(b: BenchArgs, cfg: &Config) -> ExitCode {
+    use log_panel_collector::loadgen::{self, LoadSpec, Watch};
+    use std::io::IsTerminal;
+    let metrics = match b.metrics.as_deref() {
+        None => loadgen::default_metrics(cfg),
+        Some("off" | "") => None,
+        Some(url) => match url.parse() {
+            Ok(u) => Some(u),
+            Err(e) => {
+                log::say(log::ERR, format_args!("error: --metrics {e}"));
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let spec = LoadSpec {
+        protocol: b.protocol,
+        endpoint: b
+            .endpoint
+            .unwrap_or_else(|| loadgen::default_endpoint(b.protocol, cfg)),
+        records: b.records,
+        batch: b.batch,
+        size: b.size,
+        concurrency: b.concurrency,
+        rate: b.rate.filter(|r| *r > 0),
+        loggers: b.loggers,
+        format: b.format,
+        framing: b.framing,
+    };
+    let watch = Watch {
+        metrics,
+        wait: b.wait,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(loadgen::bench(&spec, &watch)) {
+        Ok(r) => {
+            println!("{}", r.summary());
+            for note in r.notes(watch.wait) {
+                log::say(log::INFO, note);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::say(log::ERR, format_args!("error: {e}"));
+            ExitCode::FAILURE
         }
     }
 }

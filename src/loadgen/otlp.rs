@@ -1,7 +1,8 @@
-//! The collector's own OTLP load generator (`log-panel-collector bench`): sends batches of log records
-//! over gRPC at a configured size and rate, retrying what the collector answers UNAVAILABLE, so
-//! end-to-end figures can be taken beside the database's own COPY limit.
+//! OTLP/gRPC mode of `log-panel-collector bench`: sends batches of log records over gRPC at a
+//! configured size and rate, retrying what the collector answers UNAVAILABLE (its queue is full), so
+//! the accepted rate is the rate the collector takes records in.
 
+use super::{LoadError, LoadReport, LoadSpec, pace, share};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::common::v1::{
@@ -9,48 +10,9 @@ use opentelemetry_proto::tonic::common::v1::{
 };
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// What to send.
-#[derive(Debug, Clone)]
-pub struct LoadSpec {
-    /// `http://HOST:PORT` of an OTLP/gRPC receiver.
-    pub endpoint: String,
-    /// Records in all.
-    pub records: usize,
-    /// Records per Export request.
-    pub batch: usize,
-    /// Characters of each record's body.
-    pub size: usize,
-    /// Parallel connections.
-    pub concurrency: usize,
-    /// Records per second over all connections; `None` sends as fast as the receiver takes them.
-    pub rate: Option<u64>,
-    /// Distinct scope (logger) names.
-    pub loggers: usize,
-}
-
-/// What was sent.
-#[derive(Debug, Clone, Copy)]
-pub struct LoadReport {
-    pub records: usize,
-    pub requests: usize,
-    /// Requests answered UNAVAILABLE and sent again.
-    pub retries: usize,
-    pub elapsed: Duration,
-}
-
-/// Why the load run stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot connect to {endpoint}: {source}")]
-    Connect {
-        endpoint: String,
-        source: tonic::transport::Error,
-    },
-    #[error("export failed: {0}")]
-    Export(#[from] tonic::Status),
-}
 
 fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue {
@@ -112,13 +74,17 @@ pub fn request(first: usize, n: usize, size: usize, loggers: usize) -> ExportLog
     }
 }
 
-/// Sends `spec.records` records and returns once every request was accepted.
-pub async fn run(spec: &LoadSpec) -> Result<LoadReport, LoadError> {
-    let started = Instant::now();
+/// Sends `spec.records` records from `started` on, adding each accepted request's records to
+/// `sent`, and returns once every request was accepted.
+pub async fn run(
+    spec: &LoadSpec,
+    started: Instant,
+    sent: &Arc<AtomicU64>,
+) -> Result<LoadReport, LoadError> {
     let workers = spec.concurrency.max(1);
     let batch = spec.batch.max(1);
-    let mut tasks = tokio::task::JoinSet::new();
-    for w in 0..workers {
+    let mut clients = Vec::with_capacity(workers);
+    for _ in 0..workers {
         let client = LogsServiceClient::connect(spec.endpoint.clone())
             .await
             .map_err(|source| LoadError::Connect {
@@ -126,13 +92,17 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, LoadError> {
                 source,
             })?
             .max_encoding_message_size(usize::MAX);
+        clients.push(client);
+    }
+    let per_worker_rate = share(spec.rate, workers);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (w, mut client) in clients.into_iter().enumerate() {
         let spec = spec.clone();
+        let total = sent.clone();
         tasks.spawn(async move {
-            let mut client = client;
             let (mut requests, mut retries) = (0usize, 0usize);
-            let per_worker_rate = spec.rate.map(|r| (r as f64 / workers as f64).max(1.0));
             let mut first = w * batch;
-            let mut sent = 0usize;
+            let mut done = 0usize;
             while first < spec.records {
                 let n = batch.min(spec.records - first);
                 let req = request(first, n, spec.size, spec.loggers);
@@ -147,24 +117,17 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, LoadError> {
                     }
                 }
                 requests += 1;
-                sent += n;
-                if let Some(rate) = per_worker_rate {
-                    let due = started + Duration::from_secs_f64(sent as f64 / rate);
-                    tokio::time::sleep_until(due.into()).await;
-                }
+                done += n;
+                total.fetch_add(n as u64, Ordering::Relaxed);
+                pace(started, done, per_worker_rate).await;
                 first += workers * batch;
             }
-            Ok((sent, requests, retries))
+            Ok((done, requests, retries))
         });
     }
-    let mut report = LoadReport {
-        records: 0,
-        requests: 0,
-        retries: 0,
-        elapsed: Duration::ZERO,
-    };
+    let mut report = LoadReport::default();
     while let Some(r) = tasks.join_next().await {
-        let (s, q, t) = r.expect("load worker")?;
+        let (s, q, t) = r.map_err(LoadError::Worker)??;
         report.records += s;
         report.requests += q;
         report.retries += t;
