@@ -80,6 +80,23 @@ fi
 sng_root >/dev/null || die "could not install loggen (syslog-ng) into the cache"
 
 declare -A RATE RUNS
+# CPU accounting, for "where the time goes": ticks (1/CLK_TCK s) used by one process, and by all of
+# PostgreSQL (every live postgres process plus what the postmaster's exited children, the backends of
+# finished sessions, used). A part's CPU per row = its tick delta / rows; printed as cpu_us_per_row.
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_ticks() {
+  local pm t=0 p
+  pm=$(pgrep -o -x postgres) || { echo 0; return; }
+  t=$(awk '{ print $16 + $17 }' "/proc/$pm/stat")
+  for p in $(pgrep -x postgres); do t=$((t + $(proc_ticks "$p"))); done
+  echo "$t"
+}
+cpu_line() { # cpu_line NAME ROWS PG_T0 [COLLECTOR_TICKS]: prints cpu_us_per_row for PostgreSQL and the collector
+  local pg=$(( ($(pg_ticks) - $3) * TICK_US ))
+  python3 -c "import sys; n=max(int(sys.argv[2]),1); print(f'cpu {sys.argv[1]} rows={n} postgres_us_per_row={int(sys.argv[3])/n:.1f}' + (f' collector_us_per_row={int(sys.argv[4])/n:.1f}' if sys.argv[4] else ''))" \
+    "$1" "$2" "$pg" "${4:+$(( $4 * TICK_US ))}"
+}
 # median X...: the middle value (a mode listed several times in SPOOLS runs several times, alternating)
 median() { python3 -c 'import statistics,sys; print(round(statistics.median(map(float, sys.argv[1:]))))' "$@"; }
 
@@ -94,9 +111,11 @@ settle() { [ "${SETTLE:-1}" = 0 ] || psql_db postgres -c checkpoint >/dev/null; 
 if has_part copy; then
   for mode in ${COPY_MODES:-1:0 2:0 1:1 2:1}; do
     settle
+    pg0=$(pg_ticks)
     line=$(STREAMS=${mode%%:*} ORDERED=${mode##*:} timeout "$LIMIT_S" "$BENCH_DIR/copy-limit.sh" "$N" "$SIZE") ||
       die "copy-limit.sh failed or exceeded ${LIMIT_S}s"
     echo "$line"
+    cpu_line "copy_$mode" "$N" "$pg0"   # includes the fresh schema's creation and the final count
     r=$(field rows_per_s "$line")
     RATE[copy_$mode]=$r
     if [ -z "${RATE[copy]:-}" ] || [ "$r" -gt "${RATE[copy]}" ]; then RATE[copy]=$r; RATE[copy_best]=$mode; fi
@@ -187,9 +206,11 @@ if has_part collector; then
       MON_PID=$!
     fi
     # timeout signals its whole process group, loggen included (loggen spins forever on a refused port).
+    pg0=$(pg_ticks)
     line=$(timeout "$LIMIT_S" "$BENCH_DIR/ingest-rate.sh" "$DB" "$PORT" "$N" tcp "$fmt" "$SIZE" | sed 's/^ingest/collector/') ||
       { tail -20 "$LOG" >&2; die "collector $fmt run failed or exceeded ${LIMIT_S}s"; }
     echo "$line"
+    cpu_line "collector_$fmt" "$N" "$pg0" "$(proc_ticks "$DAEMON_PID")"
     RATE[collector_$fmt]=$(field rows_per_s "$line")
     stop_daemon
     grep -E 'WARN|ERROR' "$LOG" | head -5 || true
@@ -221,7 +242,7 @@ if has_part otlp; then
   PORT=$(daemon_port "otlp grpc")
   MPORT=$(daemon_port "metrics http")
   settle
-  T0=$(date +%s.%N)
+  T0=$(date +%s.%N); pg0=$(pg_ticks)
   # The bench's line reports the accepted rate and, from the daemon's /metrics, the stored rate;
   # the table below uses this script's own count of rows.
   gen=$(timeout "$LIMIT_S" "$BIN" bench --endpoint "http://127.0.0.1:$PORT" --records "$N" \
@@ -233,6 +254,7 @@ if has_part otlp; then
   echo "$gen"
   line=$(python3 -c "print(f'collector_otlp grpc spool=$spool sent=$N stored={$c} lost={$N-$c} send_s={$SEND_S:.2f} total_s={$T2-$T0:.2f} rows_per_s={$c/($T2-$T0):.0f}')")
   echo "$line"
+  cpu_line "collector_otlp_$spool" "$N" "$pg0" "$(proc_ticks "$DAEMON_PID")"
   RUNS[otlp_$spool]="${RUNS[otlp_$spool]:-} $(field rows_per_s "$line")"
   RATE[collector_otlp_$spool]=$(median ${RUNS[otlp_$spool]})
   [ "$spool" != "${SPOOLS%% *}" ] || RATE[collector_otlp]=${RATE[collector_otlp_$spool]}

@@ -538,6 +538,80 @@ async fn a_batch_failed_half_way_is_exact_after_its_retry() {
     }
 }
 
+/// A collector killed between a batch's inserts and its counter updates (at each write of the batch
+/// in turn): only what reached the database survives. The next run replays the same records with
+/// their ids, as the spool gives them back, the way delivery does (skip what is stored, write the
+/// rest): every row once, and the counters of the rows that landed before the kill are applied once
+/// (the batch journal's roll-forward), not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_killed_half_way_is_exact_after_the_replay() {
+    print_mode();
+    let layout = Layout {
+        preview: 50,
+        chunk: 100,
+        time_zone: chrono_tz::Tz::UTC,
+    };
+    let now = Utc::now();
+    let mut cut = 0;
+    loop {
+        let (url, store) = fresh("mongo_kill").await;
+        let first_run = MongoBackend::open(&url, &MongoSettings::default()).unwrap();
+        first_run.migrate().await.unwrap();
+        first_run
+            .write_batch(&Batch::build(
+                records(6, now - CDuration::hours(1)),
+                &layout,
+            ))
+            .await
+            .unwrap();
+        let spooled: Vec<(uuid::Uuid, Record)> = records(12, now)
+            .into_iter()
+            .map(|r| (uuid::Uuid::now_v7(), r))
+            .collect();
+        first_run.fail_after_writes(cut);
+        let died = first_run
+            .write_batch(&Batch::build_with_ids(spooled.clone(), &layout))
+            .await;
+        drop(first_run); // the process is gone, and what it knew with it
+        if died.is_ok() {
+            assert!(cut > 10, "a batch takes several writes; stopped at {cut}");
+            break;
+        }
+        let next_run = MongoBackend::open(&url, &MongoSettings::default()).unwrap();
+        next_run.migrate().await.unwrap();
+        let ids: Vec<uuid::Uuid> = spooled.iter().map(|(id, _)| *id).collect();
+        let found = next_run.existing_ids(&ids).await.unwrap();
+        let rest: Vec<_> = spooled
+            .into_iter()
+            .filter(|(id, _)| !found.contains(id))
+            .collect();
+        if !rest.is_empty() {
+            next_run
+                .write_batch(&Batch::build_with_ids(rest, &layout))
+                .await
+                .unwrap_or_else(|e| panic!("replay after a kill at write {cut}: {e}"));
+        }
+        assert_eq!(
+            store.count("log_panel_log").await,
+            18,
+            "no row lost or doubled (killed at write {cut})"
+        );
+        assert_eq!(
+            store.count("log_panel_log_message_chunk").await,
+            8,
+            "chunks exact (killed at write {cut})"
+        );
+        store.assert_counters_exact().await;
+        assert_eq!(
+            store.count("log_panel_collector_batches").await,
+            0,
+            "every journal entry closed (killed at write {cut})"
+        );
+        cut += 1;
+        assert!(cut < 100, "the batch never completed");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_on_mongodb_is_exact_even_when_interrupted() {
     print_mode();

@@ -209,7 +209,7 @@ pub fn parse(text: &str) -> Option<Scrape> {
             "filtered_records_total" => s.filtered += v,
             "queue_records" => s.queue_records += v,
             "udp_dropped_records_total" => s.udp_dropped += v,
-            "udp_kernel_drops" => s.kernel_drops += v,
+            "udp_kernel_dropped_datagrams_total" => s.kernel_drops += v,
             _ => {}
         }
     }
@@ -244,7 +244,7 @@ mod tests {
             log_panel_collector_error_records_total{backend=\"a\"} 3\n\
             log_panel_collector_queue_records{backend=\"a\"} 17\n\
             log_panel_collector_udp_dropped_records_total{backend=\"a\"} 5\n\
-            log_panel_collector_udp_kernel_drops{backend=\"a\"} 9\n\
+            log_panel_collector_udp_kernel_dropped_datagrams_total{backend=\"a\"} 9\n\
             log_panel_collector_received_records_total{backend=\"a\",source=\"syslog\",transport=\"udp\"} 9999\n\
             log_panel_collector_received_records_total{backend=\"a\",source=\"otlp\",transport=\"grpc\"} 1\n\
             log_panel_collector_filtered_records_total{backend=\"a\"} 2\n\

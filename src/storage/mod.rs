@@ -206,7 +206,7 @@ pub enum AnyBackend {
 impl AnyBackend {
     /// Opens (lazily: no connection is made until first use) the backend for `url`.
     pub fn open(url: &str, writers: usize) -> Result<AnyBackend, StorageError> {
-        Self::open_with(url, writers, &MongoSettings::default())
+        Self::open_with(url, writers, &MongoSettings::default(), Tz::UTC)
     }
 
     /// Opens the backend for the storage config (MongoDB also takes its connection settings).
@@ -214,13 +214,14 @@ impl AnyBackend {
         cfg: &config::StorageConfig,
         writers: usize,
     ) -> Result<AnyBackend, StorageError> {
-        Self::open_with(&cfg.url, writers, &cfg.mongo())
+        Self::open_with(&cfg.url, writers, &cfg.mongo(), cfg.time_zone)
     }
 
     fn open_with(
         url: &str,
         writers: usize,
         mongo: &MongoSettings,
+        time_zone: Tz,
     ) -> Result<AnyBackend, StorageError> {
         let scheme = url.split("://").next().unwrap_or("");
         match scheme {
@@ -229,7 +230,9 @@ impl AnyBackend {
                 Ok(AnyBackend::Postgres(PostgresBackend::open(url, writers)?))
             }
             "mysql" | "mariadb" => Ok(AnyBackend::MySql(MySqlBackend::open(url, writers)?)),
-            "mongodb" | "mongodb+srv" => Ok(AnyBackend::Mongo(MongoBackend::open(url, mongo)?)),
+            "mongodb" | "mongodb+srv" => Ok(AnyBackend::Mongo(
+                MongoBackend::open(url, mongo)?.with_time_zone(time_zone),
+            )),
             _ => Err(StorageError::Url {
                 url: url.to_string(),
                 reason: "unsupported scheme (use sqlite://, postgres://, mysql:// or mongodb://)"

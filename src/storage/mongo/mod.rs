@@ -14,6 +14,7 @@ mod counters;
 mod documents;
 mod faults;
 mod indexes;
+mod journal;
 mod retention;
 mod uri;
 
@@ -46,8 +47,12 @@ pub struct MongoBackend {
     database: String,
     shown: String,
     client: OnceCell<Client>,
-    /// Row ids of batches that failed: a batch holding any of them looks up what is stored first.
+    /// Row ids of batches that failed, and of replayed records: a batch holding any of them looks
+    /// up what is stored first.
     retried: Mutex<HashSet<Uuid>>,
+    /// The zone of the timeline buckets (`[storage] time_zone`), for counters recomputed from
+    /// stored rows (the batch journal's roll-forward).
+    time_zone: Tz,
     /// Fault injection for tests: fail the write operation after this many more (-1: never).
     #[cfg(feature = "fault-injection")]
     fail_after: std::sync::atomic::AtomicI64,
@@ -90,11 +95,18 @@ impl MongoBackend {
             database,
             client: OnceCell::new(),
             retried: Mutex::new(HashSet::new()),
+            time_zone: Tz::UTC,
             #[cfg(feature = "fault-injection")]
             fail_after: std::sync::atomic::AtomicI64::new(-1),
             #[cfg(feature = "fault-injection")]
             refuse: Mutex::new(None),
         })
+    }
+
+    /// Buckets counters recomputed from stored rows in `tz` (the zone batches are built in).
+    pub fn with_time_zone(mut self, tz: Tz) -> Self {
+        self.time_zone = tz;
+        self
     }
 
     async fn db(&self) -> Result<Database, StorageError> {
@@ -141,6 +153,8 @@ impl Backend for MongoBackend {
         }
         let done: Vec<String> = done.into_iter().collect();
         let missing: Vec<&'static str> = super::schema::pending(&done).map(|m| m.name).collect();
+        // Batches a collector without a spool left unfinished long ago: count what landed.
+        self.settle_stale_entries(&db).await?;
         if missing.is_empty() {
             return Ok(MigrationReport { applied: vec![] });
         }
@@ -172,12 +186,13 @@ impl Backend for MongoBackend {
             let retried = self.retried.lock().expect("lock");
             batch.rows.iter().any(|r| retried.contains(&r.id))
         };
+        // Order: the journal entry naming the rows, then chunks (so a stored row has all its
+        // chunks), rows, counters, and the entry closed; a writer killed in between leaves an
+        // entry the next run rolls forward (journal.rs).
         let result = async {
             let db = self.db().await?;
-            let rows = batch.rows.iter().map(row_doc).collect();
-            let row_ids = batch.rows.iter().map(|r| hex(r.id)).collect();
-            self.insert_missing(&db.collection("log_panel_log"), rows, row_ids, retry)
-                .await?;
+            let row_ids: Vec<String> = batch.rows.iter().map(|r| hex(r.id)).collect();
+            self.open_entry(&db, &batch_id, &row_ids).await?;
             if !batch.chunks.is_empty() {
                 let chunks = batch.chunks.iter().map(chunk_doc).collect();
                 let chunk_ids = batch.chunks.iter().map(|c| hex(c.id)).collect();
@@ -189,8 +204,12 @@ impl Backend for MongoBackend {
                 )
                 .await?;
             }
+            let rows = batch.rows.iter().map(row_doc).collect();
+            self.insert_missing(&db.collection("log_panel_log"), rows, row_ids, retry)
+                .await?;
             self.apply_counters(&db, &batch_id, &batch.loggers, &batch.buckets, 1)
-                .await
+                .await?;
+            self.close_entry(&db, &batch_id).await
         }
         .await;
         let mut retried = self.retried.lock().expect("lock");
@@ -218,12 +237,20 @@ impl Backend for MongoBackend {
         let mut found = HashSet::new();
         for part in ids.chunks(super::ID_LOOKUP_CHUNK) {
             let hexes: Vec<String> = part.iter().map(|id| hex(*id)).collect();
-            for id in counters::stored_ids(&coll, &hexes).await? {
-                if let Ok(id) = Uuid::parse_str(&id) {
-                    found.insert(id);
-                }
+            let stored = counters::stored_ids(&coll, &hexes).await?;
+            // Rows stored by a writer that died before their counters: count them now.
+            let stored_hexes: Vec<String> = stored.iter().cloned().collect();
+            if !stored_hexes.is_empty() {
+                self.settle_entries_with(&db, &stored_hexes).await?;
             }
+            found.extend(stored.iter().filter_map(|id| Uuid::parse_str(id).ok()));
         }
+        // These are replayed: what a dead writer inserted of them (orphan chunks) is looked up
+        // before inserting, not inserted again.
+        self.retried
+            .lock()
+            .expect("lock")
+            .extend(ids.iter().filter(|id| !found.contains(id)));
         Ok(found)
     }
     async fn delete_batch(
