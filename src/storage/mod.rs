@@ -7,6 +7,7 @@ pub mod mongo;
 pub mod mysql;
 pub mod postgres;
 pub mod schema;
+pub mod sql;
 pub mod sqlite;
 
 use crate::pipeline::batch::Batch;
@@ -295,11 +296,3 @@ impl Backend for AnyBackend {
 
 /// Ids per `IN (...)` lookup: far below every dialect's placeholder limit.
 pub(crate) const ID_LOOKUP_CHUNK: usize = 500;
-
-/// Parses the ids a lookup returned (any of the text forms the backends store).
-pub(crate) fn parse_ids(texts: Vec<String>) -> HashSet<Uuid> {
-    texts
-        .iter()
-        .filter_map(|t| Uuid::parse_str(t).ok())
-        .collect()
-}

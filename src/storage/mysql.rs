@@ -3,14 +3,16 @@
 //! as Django stores them: MariaDB >= 10.7 has a native `uuid` column (Django 5+ uses it), MySQL
 //! `char(32)` hex; datetimes are naive UTC `datetime(6)`.
 
-use super::schema::{APP, has_statements, pending};
-use super::{Backend, Context, MigrationReport, StorageError};
-use crate::pipeline::batch::{Aggregator, Batch};
+use super::schema::Migration;
+use super::sql::{Dialect, PerCounter, Sql, SqlBackend};
+use super::{Context, StorageError};
+use crate::pipeline::batch::{Batch, Row};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use chrono_tz::Tz;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::{AssertSqlSafe, MySql, QueryBuilder, Row as _};
-use std::collections::{HashMap, HashSet};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::query_builder::Separated;
+use sqlx::{MySql, QueryBuilder, Row as _};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -18,7 +20,7 @@ use uuid::Uuid;
 
 /// What the server is, learned on first use.
 #[derive(Debug, Clone, Copy)]
-struct Server {
+pub struct Server {
     /// MariaDB >= 10.7: `uuid` columns (dashed text); otherwise `char(32)` hex.
     native_uuid: bool,
     /// Upper bound for one statement, from `@@max_allowed_packet`.
@@ -26,9 +28,11 @@ struct Server {
 }
 
 /// Writes into one MySQL or MariaDB database.
-pub struct MySqlBackend {
-    pool: MySqlPool,
-    shown: String,
+pub type MySqlBackend = SqlBackend<MySqlDialect>;
+
+/// MySQL's and MariaDB's SQL: `?` placeholders, ids as the server's column type stores them, naive
+/// UTC datetimes, multi-row `INSERT`s, and a named lock around migrations (DDL is not transactional).
+pub struct MySqlDialect {
     server: OnceCell<Server>,
 }
 
@@ -59,32 +63,10 @@ impl MySqlBackend {
             .max_connections(writers as u32 + 1)
             .acquire_timeout(Duration::from_secs(3))
             .connect_lazy_with(opts.charset("utf8mb4").timezone(Some("+00:00".into())));
-        Ok(MySqlBackend {
-            pool,
-            shown,
+        let dialect = MySqlDialect {
             server: OnceCell::new(),
-        })
-    }
-
-    async fn server(&self) -> Result<Server, StorageError> {
-        self.server
-            .get_or_try_init(|| async {
-                let row = sqlx::query("SELECT VERSION(), @@max_allowed_packet")
-                    .fetch_one(&self.pool)
-                    .await
-                    .context("asking the server's version")?;
-                let version: String = row.get(0);
-                let packet: u64 = row
-                    .try_get::<u64, _>(1)
-                    .or_else(|_| row.try_get::<i64, _>(1).map(|v| v as u64))
-                    .unwrap_or(4 << 20);
-                Ok(Server {
-                    native_uuid: mariadb_has_uuid(&version),
-                    max_statement: (packet as usize / 2).clamp(64 << 10, 32 << 20),
-                })
-            })
-            .await
-            .copied()
+        };
+        Ok(SqlBackend::new(pool, shown, dialect))
     }
 }
 
@@ -142,88 +124,224 @@ fn statement_sizes(
     out
 }
 
-impl Backend for MySqlBackend {
-    fn describe(&self) -> String {
-        self.shown.clone()
+/// One multi-row `INSERT`: what precedes `VALUES`, what follows the rows, the placeholders per
+/// row, and the error context.
+struct Insert {
+    head: &'static str,
+    tail: &'static str,
+    params: usize,
+    what: &'static str,
+}
+
+impl Insert {
+    /// Inserts `items` in as few statements as the packet and placeholder limits allow; `size`
+    /// estimates a row's bytes, `push` binds its values.
+    async fn run<T: Sync>(
+        &self,
+        tx: &mut MySqlConnection,
+        max_statement: usize,
+        items: &[T],
+        size: impl Fn(&T) -> usize,
+        mut push: impl FnMut(Separated<'_, MySql, &'static str>, &T) + Send,
+    ) -> Result<(), StorageError> {
+        let mut rest = items.iter();
+        for n in statement_sizes(items.iter().map(size), self.params, max_statement) {
+            let mut q = QueryBuilder::<MySql>::new(self.head);
+            q.push_values(rest.by_ref().take(n), &mut push);
+            q.push(self.tail);
+            q.build().execute(&mut *tx).await.context(self.what)?;
+        }
+        Ok(())
+    }
+}
+
+const INSERT_ROWS: Insert = Insert {
+    head: "INSERT INTO log_panel_log (id, `timestamp`, level, logger_name, message, module, pathname, line_number, message_chunked, message_size) ",
+    tail: "",
+    params: 10,
+    what: "inserting log rows",
+};
+
+const INSERT_CHUNKS: Insert = Insert {
+    head: "INSERT INTO log_panel_log_message_chunk (id, log_id, `index`, text) ",
+    tail: "",
+    params: 4,
+    what: "inserting message chunks",
+};
+
+const INSERT_LOGGERS: Insert = Insert {
+    head: "INSERT INTO log_panel_logger (id, name) ",
+    tail: " ON DUPLICATE KEY UPDATE name = name",
+    params: 2,
+    what: "inserting loggers",
+};
+
+const UPSERT_CARDS: Insert = Insert {
+    head: "INSERT INTO log_panel_log_card (id, logger_id, total, total_errors, total_warnings, last_seen) ",
+    tail: " ON DUPLICATE KEY UPDATE total = total + VALUES(total), total_errors = total_errors + VALUES(total_errors), \
+         total_warnings = total_warnings + VALUES(total_warnings), \
+         last_seen = GREATEST(COALESCE(last_seen, VALUES(last_seen)), VALUES(last_seen))",
+    params: 6,
+    what: "upserting log cards",
+};
+
+const UPSERT_BUCKETS: Insert = Insert {
+    head: "INSERT INTO log_panel_log_timeline_bucket (id, logger_id, bucket, unit, log_count, error_count, warning_count) ",
+    tail: " ON DUPLICATE KEY UPDATE log_count = log_count + VALUES(log_count), \
+         error_count = error_count + VALUES(error_count), warning_count = warning_count + VALUES(warning_count)",
+    params: 7,
+    what: "upserting timeline buckets",
+};
+
+impl Dialect for MySqlDialect {
+    type DB = MySql;
+    type Id = String;
+    type Time = NaiveDateTime;
+    type Server = Server;
+    type Migrating = PoolConnection<MySql>;
+
+    const SQL: Sql = Sql {
+        migrations_done: "SELECT name FROM django_migrations WHERE app = ?",
+        record_migration: "INSERT INTO django_migrations (app, name, applied) VALUES (?, ?, ?)",
+        contains_row: "SELECT 1 FROM log_panel_log WHERE id = ?",
+        stored_ids: "SELECT CAST(id AS CHAR) FROM log_panel_log WHERE id",
+        oldest_rows: "SELECT CAST(id AS CHAR), `timestamp`, level, logger_name FROM log_panel_log WHERE `timestamp` < ? \
+             ORDER BY `timestamp` LIMIT ? FOR UPDATE SKIP LOCKED",
+        delete_chunks: "DELETE FROM log_panel_log_message_chunk WHERE log_id",
+        delete_rows: "DELETE FROM log_panel_log WHERE id",
+        count_older: "SELECT COUNT(*) FROM log_panel_log WHERE `timestamp` < ?",
+        subtract: Some(PerCounter {
+            card: "UPDATE log_panel_log_card c JOIN log_panel_logger l ON l.id = c.logger_id \
+                 SET c.total = GREATEST(CAST(c.total AS SIGNED) - ?, 0), \
+                 c.total_errors = GREATEST(CAST(c.total_errors AS SIGNED) - ?, 0), \
+                 c.total_warnings = GREATEST(CAST(c.total_warnings AS SIGNED) - ?, 0) WHERE l.name = ?",
+            empty_card: "DELETE c FROM log_panel_log_card c JOIN log_panel_logger l ON l.id = c.logger_id \
+                 WHERE l.name = ? AND c.total = 0",
+            last_seen: "UPDATE log_panel_log_card c JOIN log_panel_logger l ON l.id = c.logger_id \
+                 SET c.last_seen = (SELECT MAX(g.`timestamp`) FROM log_panel_log g WHERE g.logger_name = l.name) \
+                 WHERE l.name = ? AND c.last_seen <= ?",
+            bucket: "UPDATE log_panel_log_timeline_bucket t JOIN log_panel_logger l ON l.id = t.logger_id \
+                 SET t.log_count = GREATEST(CAST(t.log_count AS SIGNED) - ?, 0), \
+                 t.error_count = GREATEST(CAST(t.error_count AS SIGNED) - ?, 0), \
+                 t.warning_count = GREATEST(CAST(t.warning_count AS SIGNED) - ?, 0) \
+                 WHERE l.name = ? AND t.bucket = ? AND t.unit = ?",
+            empty_bucket: "DELETE t FROM log_panel_log_timeline_bucket t JOIN log_panel_logger l ON l.id = t.logger_id \
+                 WHERE l.name = ? AND t.bucket = ? AND t.unit = ? AND t.log_count = 0",
+        }),
+        begin_context: "starting a MySQL transaction",
+        ping_context: "pinging MySQL",
+    };
+    const LOOKUP_IDS: usize = super::ID_LOOKUP_CHUNK;
+    const DELETE_IDS: usize = 1000;
+
+    async fn server(&self, pool: &MySqlPool) -> Result<Server, StorageError> {
+        self.server
+            .get_or_try_init(|| async {
+                let row = sqlx::query("SELECT VERSION(), @@max_allowed_packet")
+                    .fetch_one(pool)
+                    .await
+                    .context("asking the server's version")?;
+                let version: String = row.get(0);
+                let packet: u64 = row
+                    .try_get::<u64, _>(1)
+                    .or_else(|_| row.try_get::<i64, _>(1).map(|v| v as u64))
+                    .unwrap_or(4 << 20);
+                Ok(Server {
+                    native_uuid: mariadb_has_uuid(&version),
+                    max_statement: (packet as usize / 2).clamp(64 << 10, 32 << 20),
+                })
+            })
+            .await
+            .copied()
     }
 
-    async fn migrate(&self) -> Result<MigrationReport, StorageError> {
-        let server = self.server().await?;
-        let mut conn = self.pool.acquire().await.context("connecting to MySQL")?;
-        // MySQL DDL is not transactional: serialize concurrent collectors with a named lock.
+    fn id(server: &Server, id: Uuid) -> String {
+        server.id(id)
+    }
+
+    fn uuid(id: String) -> Option<Uuid> {
+        Uuid::parse_str(&id).ok()
+    }
+
+    fn time(ts: DateTime<Utc>) -> NaiveDateTime {
+        naive(ts)
+    }
+
+    fn utc(ts: NaiveDateTime) -> DateTime<Utc> {
+        ts.and_utc()
+    }
+
+    fn push_ids(q: &mut QueryBuilder<MySql>, ids: &[String]) {
+        q.push(" IN (");
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id.clone());
+        }
+        q.push(")");
+    }
+
+    /// MySQL DDL is not transactional: concurrent collectors are serialised with a named lock.
+    async fn begin_migration(&self, pool: &MySqlPool) -> Result<Self::Migrating, StorageError> {
+        let mut conn = pool.acquire().await.context("connecting to MySQL")?;
         sqlx::query("SELECT GET_LOCK('log_panel_collector_migrate', 60)")
             .execute(&mut *conn)
             .await
             .context("taking the migration lock")?;
-        let result = async {
-            sqlx::raw_sql(CREATE_DJANGO_MIGRATIONS)
-                .execute(&mut *conn)
-                .await
-                .context("creating django_migrations")?;
-            let done: Vec<String> = sqlx::query("SELECT name FROM django_migrations WHERE app = ?")
-                .bind(APP)
-                .fetch_all(&mut *conn)
-                .await
-                .context("reading django_migrations")?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let mut applied = Vec::new();
-            for m in pending(&done) {
-                if has_statements(m.mysql) {
-                    for stmt in server.ddl(m.mysql).split(";\n") {
-                        let body: String = stmt
-                            .lines()
-                            .filter(|l| !l.trim_start().starts_with("--"))
-                            .collect::<Vec<_>>()
-                            .join("\n");
-                        let body = body.trim().trim_end_matches(';');
-                        if body.is_empty() {
-                            continue;
-                        }
-                        sqlx::raw_sql(AssertSqlSafe(body.to_string()))
-                            .execute(&mut *conn)
-                            .await
-                            .context("applying a log_panel migration")?;
-                    }
-                }
-                sqlx::query("INSERT INTO django_migrations (app, name, applied) VALUES (?, ?, ?)")
-                    .bind(APP)
-                    .bind(m.name)
-                    .bind(naive(Utc::now()))
-                    .execute(&mut *conn)
-                    .await
-                    .context("recording a migration in django_migrations")?;
-                applied.push(m.name);
-            }
-            Ok(MigrationReport { applied })
+        let made = sqlx::raw_sql(CREATE_DJANGO_MIGRATIONS)
+            .execute(&mut *conn)
+            .await
+            .context("creating django_migrations");
+        if let Err(e) = made {
+            self.end_migration(conn, false).await?;
+            return Err(e);
         }
-        .await;
+        Ok(conn)
+    }
+
+    async fn end_migration(&self, mut conn: Self::Migrating, _: bool) -> Result<(), StorageError> {
         let _ = sqlx::query("SELECT RELEASE_LOCK('log_panel_collector_migrate')")
             .execute(&mut *conn)
             .await;
-        result
+        Ok(())
     }
 
-    async fn write_batch(&self, batch: &Batch) -> Result<(), StorageError> {
-        let server = self.server().await?;
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .context("starting a MySQL transaction")?;
-        let mut rows = batch.rows.iter();
-        for n in statement_sizes(
-            batch.rows.iter().map(|r| {
-                r.message.len() + r.logger_name.len() + r.module.len() + r.pathname.len() + 300
-            }),
-            10,
-            server.max_statement,
-        ) {
-            let mut q = QueryBuilder::<MySql>::new(
-                "INSERT INTO log_panel_log (id, `timestamp`, level, logger_name, message, module, pathname, line_number, message_chunked, message_size) ",
-            );
-            q.push_values(rows.by_ref().take(n), |mut b, r| {
+    fn migration_sql(m: &Migration) -> &'static str {
+        m.mysql
+    }
+
+    /// One statement at a time, comment lines left out, with `char(32)` ids on MySQL.
+    fn statements(server: &Server, sql: &str) -> Vec<String> {
+        server
+            .ddl(sql)
+            .split(";\n")
+            .map(|stmt| {
+                let body: String = stmt
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("--"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                body.trim().trim_end_matches(';').to_string()
+            })
+            .filter(|body| !body.is_empty())
+            .collect()
+    }
+
+    fn applied_at() -> Option<NaiveDateTime> {
+        Some(naive(Utc::now()))
+    }
+
+    async fn write(
+        &self,
+        server: Server,
+        tx: &mut MySqlConnection,
+        batch: &Batch,
+    ) -> Result<(), StorageError> {
+        let max = server.max_statement;
+        let row_size = |r: &Row| {
+            r.message.len() + r.logger_name.len() + r.module.len() + r.pathname.len() + 300
+        };
+        INSERT_ROWS
+            .run(tx, max, &batch.rows, row_size, |mut b, r| {
                 b.push_bind(server.id(r.id))
                     .push_bind(naive(r.timestamp))
                     .push_bind(r.level.as_str())
@@ -234,52 +352,36 @@ impl Backend for MySqlBackend {
                     .push_bind(r.line_number)
                     .push_bind(r.message_chunked)
                     .push_bind(r.message_size);
-            });
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .context("inserting log rows")?;
-        }
-        let mut chunks = batch.chunks.iter();
-        for n in statement_sizes(
-            batch.chunks.iter().map(|c| c.text.len() + 100),
-            4,
-            server.max_statement,
-        ) {
-            let mut q = QueryBuilder::<MySql>::new(
-                "INSERT INTO log_panel_log_message_chunk (id, log_id, `index`, text) ",
-            );
-            q.push_values(chunks.by_ref().take(n), |mut b, c| {
-                b.push_bind(server.id(c.id))
-                    .push_bind(server.id(c.log_id))
-                    .push_bind(c.index)
-                    .push_bind(&c.text);
-            });
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .context("inserting message chunks")?;
-        }
+            })
+            .await?;
+        INSERT_CHUNKS
+            .run(
+                tx,
+                max,
+                &batch.chunks,
+                |c| c.text.len() + 100,
+                |mut b, c| {
+                    b.push_bind(server.id(c.id))
+                        .push_bind(server.id(c.log_id))
+                        .push_bind(c.index)
+                        .push_bind(&c.text);
+                },
+            )
+            .await?;
         if batch.loggers.is_empty() {
-            tx.commit().await.context("committing a batch")?;
             return Ok(());
         }
-        let mut loggers = batch.loggers.iter();
-        for n in statement_sizes(
-            batch.loggers.iter().map(|l| l.name.len() + 60),
-            2,
-            server.max_statement,
-        ) {
-            let mut q = QueryBuilder::<MySql>::new("INSERT INTO log_panel_logger (id, name) ");
-            q.push_values(loggers.by_ref().take(n), |mut b, l| {
-                b.push_bind(server.id(Uuid::new_v4())).push_bind(&l.name);
-            });
-            q.push(" ON DUPLICATE KEY UPDATE name = name");
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .context("inserting loggers")?;
-        }
+        INSERT_LOGGERS
+            .run(
+                tx,
+                max,
+                &batch.loggers,
+                |l| l.name.len() + 60,
+                |mut b, l| {
+                    b.push_bind(server.id(Uuid::new_v4())).push_bind(&l.name);
+                },
+            )
+            .await?;
         // Ask per name: the server compares names by its collation (often case-insensitive), so
         // "cron" finds the row "CRON" an earlier batch created, as the unique index sees it.
         let mut ids: HashMap<&str, String> = HashMap::new();
@@ -293,219 +395,39 @@ impl Backend for MySqlBackend {
             ids.insert(l.name.as_str(), id);
         }
         let logger_id = |name: &str| ids[name].clone();
-        let mut loggers = batch.loggers.iter();
-        for n in statement_sizes(
-            batch.loggers.iter().map(|l| l.name.len() + 120),
-            6,
-            server.max_statement,
-        ) {
-            let mut q = QueryBuilder::<MySql>::new(
-                "INSERT INTO log_panel_log_card (id, logger_id, total, total_errors, total_warnings, last_seen) ",
-            );
-            q.push_values(loggers.by_ref().take(n), |mut b, l| {
-                b.push_bind(server.id(Uuid::new_v4()))
-                    .push_bind(logger_id(&l.name))
-                    .push_bind(l.total)
-                    .push_bind(l.errors)
-                    .push_bind(l.warnings)
-                    .push_bind(naive(l.last_seen));
-            });
-            q.push(
-                " ON DUPLICATE KEY UPDATE total = total + VALUES(total), total_errors = total_errors + VALUES(total_errors), \
-                 total_warnings = total_warnings + VALUES(total_warnings), \
-                 last_seen = GREATEST(COALESCE(last_seen, VALUES(last_seen)), VALUES(last_seen))",
-            );
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .context("upserting log cards")?;
-        }
-        let mut buckets = batch.buckets.iter();
-        for n in statement_sizes(batch.buckets.iter().map(|_| 160), 7, server.max_statement) {
-            let mut q = QueryBuilder::<MySql>::new(
-                "INSERT INTO log_panel_log_timeline_bucket (id, logger_id, bucket, unit, log_count, error_count, warning_count) ",
-            );
-            q.push_values(buckets.by_ref().take(n), |mut b, x| {
-                b.push_bind(server.id(Uuid::new_v4()))
-                    .push_bind(logger_id(&x.logger))
-                    .push_bind(naive(x.bucket))
-                    .push_bind(x.unit.as_str())
-                    .push_bind(x.count)
-                    .push_bind(x.errors)
-                    .push_bind(x.warnings);
-            });
-            q.push(
-                " ON DUPLICATE KEY UPDATE log_count = log_count + VALUES(log_count), \
-                 error_count = error_count + VALUES(error_count), warning_count = warning_count + VALUES(warning_count)",
-            );
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .context("upserting timeline buckets")?;
-        }
-        tx.commit().await.context("committing a batch")?;
-        Ok(())
-    }
-
-    async fn contains_row(&self, id: Uuid) -> Result<bool, StorageError> {
-        let server = self.server().await?;
-        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM log_panel_log WHERE id = ?")
-            .bind(server.id(id))
-            .fetch_optional(&self.pool)
-            .await
-            .context("looking up a row")?;
-        Ok(found.is_some())
-    }
-
-    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StorageError> {
-        let server = self.server().await?;
-        let mut found = HashSet::new();
-        for part in ids.chunks(super::ID_LOOKUP_CHUNK) {
-            let mut q = QueryBuilder::<MySql>::new(
-                "SELECT CAST(id AS CHAR) FROM log_panel_log WHERE id IN (",
-            );
-            let mut list = q.separated(", ");
-            for id in part {
-                list.push_bind(server.id(*id));
-            }
-            q.push(")");
-            let rows: Vec<String> = q
-                .build_query_scalar()
-                .fetch_all(&self.pool)
-                .await
-                .context("looking up stored rows")?;
-            found.extend(super::parse_ids(rows));
-        }
-        Ok(found)
-    }
-
-    async fn delete_batch(
-        &self,
-        cutoff: DateTime<Utc>,
-        limit: usize,
-        tz: Tz,
-    ) -> Result<usize, StorageError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .context("starting a MySQL transaction")?;
-        let found = sqlx::query(
-            "SELECT CAST(id AS CHAR), `timestamp`, level, logger_name FROM log_panel_log WHERE `timestamp` < ? \
-             ORDER BY `timestamp` LIMIT ? FOR UPDATE SKIP LOCKED",
-        )
-        .bind(naive(cutoff))
-        .bind(limit as i64)
-        .fetch_all(&mut *tx)
-        .await
-        .context("selecting the oldest rows")?;
-        let mut agg = Aggregator::new(tz);
-        let mut ids = Vec::with_capacity(found.len());
-        for r in &found {
-            let ts: NaiveDateTime = r.get(1);
-            let level: String = r.get(2);
-            let logger: String = r.get(3);
-            agg.add_stored(&logger, ts.and_utc(), &level);
-            ids.push(r.get::<String, _>(0));
-        }
-        for part in ids.chunks(1000) {
-            for head in [
-                "DELETE FROM log_panel_log_message_chunk WHERE log_id IN (",
-                "DELETE FROM log_panel_log WHERE id IN (",
-            ] {
-                let mut q = QueryBuilder::<MySql>::new(head);
-                let mut sep = q.separated(", ");
-                for id in part {
-                    sep.push_bind(id);
-                }
-                q.push(")");
-                q.build()
-                    .execute(&mut *tx)
-                    .await
-                    .context("deleting old rows")?;
-            }
-        }
-        let (loggers, buckets) = agg.finish();
-        for l in &loggers {
-            sqlx::query(
-                "UPDATE log_panel_log_card c JOIN log_panel_logger l ON l.id = c.logger_id \
-                 SET c.total = GREATEST(CAST(c.total AS SIGNED) - ?, 0), \
-                 c.total_errors = GREATEST(CAST(c.total_errors AS SIGNED) - ?, 0), \
-                 c.total_warnings = GREATEST(CAST(c.total_warnings AS SIGNED) - ?, 0) WHERE l.name = ?",
+        UPSERT_CARDS
+            .run(
+                tx,
+                max,
+                &batch.loggers,
+                |l| l.name.len() + 120,
+                |mut b, l| {
+                    b.push_bind(server.id(Uuid::new_v4()))
+                        .push_bind(logger_id(&l.name))
+                        .push_bind(l.total)
+                        .push_bind(l.errors)
+                        .push_bind(l.warnings)
+                        .push_bind(naive(l.last_seen));
+                },
             )
-            .bind(l.total)
-            .bind(l.errors)
-            .bind(l.warnings)
-            .bind(&l.name)
-            .execute(&mut *tx)
-            .await
-            .context("subtracting from log cards")?;
-            sqlx::query(
-                "DELETE c FROM log_panel_log_card c JOIN log_panel_logger l ON l.id = c.logger_id \
-                 WHERE l.name = ? AND c.total = 0",
+            .await?;
+        UPSERT_BUCKETS
+            .run(
+                tx,
+                max,
+                &batch.buckets,
+                |_| 160,
+                |mut b, x| {
+                    b.push_bind(server.id(Uuid::new_v4()))
+                        .push_bind(logger_id(&x.logger))
+                        .push_bind(naive(x.bucket))
+                        .push_bind(x.unit.as_str())
+                        .push_bind(x.count)
+                        .push_bind(x.errors)
+                        .push_bind(x.warnings);
+                },
             )
-            .bind(&l.name)
-            .execute(&mut *tx)
             .await
-            .context("removing empty log cards")?;
-            sqlx::query(
-                "UPDATE log_panel_log_card c JOIN log_panel_logger l ON l.id = c.logger_id \
-                 SET c.last_seen = (SELECT MAX(g.`timestamp`) FROM log_panel_log g WHERE g.logger_name = l.name) \
-                 WHERE l.name = ? AND c.last_seen <= ?",
-            )
-            .bind(&l.name)
-            .bind(naive(l.last_seen))
-            .execute(&mut *tx)
-            .await
-            .context("updating last_seen")?;
-        }
-        for b in &buckets {
-            sqlx::query(
-                "UPDATE log_panel_log_timeline_bucket t JOIN log_panel_logger l ON l.id = t.logger_id \
-                 SET t.log_count = GREATEST(CAST(t.log_count AS SIGNED) - ?, 0), \
-                 t.error_count = GREATEST(CAST(t.error_count AS SIGNED) - ?, 0), \
-                 t.warning_count = GREATEST(CAST(t.warning_count AS SIGNED) - ?, 0) \
-                 WHERE l.name = ? AND t.bucket = ? AND t.unit = ?",
-            )
-            .bind(b.count)
-            .bind(b.errors)
-            .bind(b.warnings)
-            .bind(&b.logger)
-            .bind(naive(b.bucket))
-            .bind(b.unit.as_str())
-            .execute(&mut *tx)
-            .await
-            .context("subtracting from timeline buckets")?;
-            sqlx::query(
-                "DELETE t FROM log_panel_log_timeline_bucket t JOIN log_panel_logger l ON l.id = t.logger_id \
-                 WHERE l.name = ? AND t.bucket = ? AND t.unit = ? AND t.log_count = 0",
-            )
-            .bind(&b.logger)
-            .bind(naive(b.bucket))
-            .bind(b.unit.as_str())
-            .execute(&mut *tx)
-            .await
-            .context("removing empty timeline buckets")?;
-        }
-        tx.commit().await.context("committing a retention batch")?;
-        Ok(ids.len())
-    }
-
-    async fn count_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_panel_log WHERE `timestamp` < ?")
-            .bind(naive(cutoff))
-            .fetch_one(&self.pool)
-            .await
-            .context("counting old rows")?;
-        Ok(n as u64)
-    }
-
-    async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .context("pinging MySQL")?;
-        Ok(())
     }
 }
 

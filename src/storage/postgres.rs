@@ -2,24 +2,24 @@
 //! `INSERT … ON CONFLICT DO UPDATE` per table over `unnest`ed arrays, sorted by key, all in one
 //! transaction per batch.
 
-use super::schema::{APP, has_statements, pending};
-use super::{Backend, Context, MigrationReport, StorageError};
-use crate::pipeline::batch::{Aggregator, Batch, BucketTotals};
+use super::schema::Migration;
+use super::sql::{Dialect, Sql, SqlBackend};
+use super::{Context, StorageError};
+use crate::pipeline::batch::{Batch, BucketTotals, LoggerTotals};
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Executor, Row as _};
-use std::collections::HashSet;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Executor, Postgres, QueryBuilder, Transaction};
 use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
 /// Writes into one PostgreSQL database.
-pub struct PostgresBackend {
-    pool: PgPool,
-    shown: String,
-}
+pub type PostgresBackend = SqlBackend<PgDialect>;
+
+/// PostgreSQL's SQL: `$n` placeholders, `uuid` and `timestamptz` columns, arrays for id lists and
+/// for the counters.
+pub struct PgDialect;
 
 /// Serialises concurrent `migrate` runs of several collectors (key chosen for this project).
 const MIGRATION_LOCK: i64 = 0x006c_7063_5f6d_6967;
@@ -154,26 +154,114 @@ impl PostgresBackend {
             .max_connections(writers as u32 + 1)
             .acquire_timeout(Duration::from_secs(3))
             .connect_lazy_with(opts.application_name("log-panel-collector"));
-        Ok(PostgresBackend { pool, shown })
+        Ok(SqlBackend::new(pool, shown, PgDialect))
     }
 }
 
-impl Backend for PostgresBackend {
-    fn describe(&self) -> String {
-        self.shown.clone()
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+/// Binds the per-logger arrays: names, totals, errors, warnings, last seen.
+fn bind_loggers<'q>(q: PgQuery<'q>, loggers: &'q [LoggerTotals]) -> PgQuery<'q> {
+    q.bind(loggers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>())
+        .bind(loggers.iter().map(|l| l.total).collect::<Vec<_>>())
+        .bind(loggers.iter().map(|l| l.errors).collect::<Vec<_>>())
+        .bind(loggers.iter().map(|l| l.warnings).collect::<Vec<_>>())
+        .bind(loggers.iter().map(|l| l.last_seen).collect::<Vec<_>>())
+}
+
+/// Binds the per-bucket arrays: logger names, bucket starts, units, counts, errors, warnings (the
+/// columns are `integer`).
+fn bind_buckets<'q>(q: PgQuery<'q>, buckets: &'q [BucketTotals]) -> PgQuery<'q> {
+    let small = |f: fn(&BucketTotals) -> i64| {
+        buckets
+            .iter()
+            .map(|x| f(x).min(i32::MAX as i64) as i32)
+            .collect::<Vec<_>>()
+    };
+    q.bind(
+        buckets
+            .iter()
+            .map(|x| x.logger.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(buckets.iter().map(|x| x.bucket).collect::<Vec<_>>())
+    .bind(buckets.iter().map(|x| x.unit.as_str()).collect::<Vec<_>>())
+    .bind(small(|x| x.count))
+    .bind(small(|x| x.errors))
+    .bind(small(|x| x.warnings))
+}
+
+/// Sends `text` (COPY text format) with `copy`.
+async fn copy_in(
+    tx: &mut PgConnection,
+    copy: &'static str,
+    text: String,
+    what: [&'static str; 3],
+) -> Result<(), StorageError> {
+    let mut copy = tx.copy_in_raw(copy).await.context(what[0])?;
+    copy.send(text.into_bytes()).await.context(what[1])?;
+    copy.finish().await.context(what[2])?;
+    Ok(())
+}
+
+impl Dialect for PgDialect {
+    type DB = Postgres;
+    type Id = Uuid;
+    type Time = DateTime<Utc>;
+    type Server = ();
+    type Migrating = Transaction<'static, Postgres>;
+
+    const SQL: Sql = Sql {
+        migrations_done: "SELECT name FROM django_migrations WHERE app = $1",
+        record_migration: "INSERT INTO django_migrations (app, name, applied) VALUES ($1, $2, now())",
+        contains_row: "SELECT 1 FROM log_panel_log WHERE id = $1",
+        stored_ids: "SELECT id FROM log_panel_log WHERE id",
+        // SKIP LOCKED: a second collector's retention pass takes other rows instead of waiting.
+        oldest_rows: r#"SELECT id, "timestamp", level, logger_name FROM log_panel_log WHERE "timestamp" < $1
+               ORDER BY "timestamp" LIMIT $2 FOR UPDATE SKIP LOCKED"#,
+        delete_chunks: "DELETE FROM log_panel_log_message_chunk WHERE log_id",
+        delete_rows: "DELETE FROM log_panel_log WHERE id",
+        count_older: r#"SELECT COUNT(*) FROM log_panel_log WHERE "timestamp" < $1"#,
+        subtract: None,
+        begin_context: "starting a PostgreSQL transaction",
+        ping_context: "pinging PostgreSQL",
+    };
+    const LOOKUP_IDS: usize = usize::MAX;
+    const DELETE_IDS: usize = usize::MAX;
+
+    async fn server(&self, _: &PgPool) -> Result<(), StorageError> {
+        Ok(())
     }
 
-    async fn migrate(&self) -> Result<MigrationReport, StorageError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .context("connecting to PostgreSQL")?;
+    fn id(_: &(), id: Uuid) -> Uuid {
+        id
+    }
+
+    fn uuid(id: Uuid) -> Option<Uuid> {
+        Some(id)
+    }
+
+    fn time(ts: DateTime<Utc>) -> DateTime<Utc> {
+        ts
+    }
+
+    fn utc(ts: DateTime<Utc>) -> DateTime<Utc> {
+        ts
+    }
+
+    /// One array: `= ANY($1)`.
+    fn push_ids(q: &mut QueryBuilder<Postgres>, ids: &[Uuid]) {
+        q.push(" = ANY(").push_bind(ids.to_vec()).push(")");
+    }
+
+    async fn begin_migration(&self, pool: &PgPool) -> Result<Self::Migrating, StorageError> {
+        let mut tx = pool.begin().await.context("connecting to PostgreSQL")?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK)
             .execute(&mut *tx)
             .await
             .context("taking the migration lock")?;
+        // Looked up first: `IF NOT EXISTS` on an existing table makes the server send a notice.
         let exists: bool =
             sqlx::query_scalar("SELECT to_regclass('django_migrations') IS NOT NULL")
                 .fetch_one(&mut *tx)
@@ -184,175 +272,85 @@ impl Backend for PostgresBackend {
                 .await
                 .context("creating django_migrations")?;
         }
-        let done: Vec<String> = sqlx::query("SELECT name FROM django_migrations WHERE app = $1")
-            .bind(APP)
-            .fetch_all(&mut *tx)
-            .await
-            .context("reading django_migrations")?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let mut applied = Vec::new();
-        for m in pending(&done) {
-            if has_statements(m.postgres) {
-                sqlx::raw_sql(m.postgres)
-                    .execute(&mut *tx)
-                    .await
-                    .context("applying a log_panel migration")?;
-            }
-            sqlx::query(
-                "INSERT INTO django_migrations (app, name, applied) VALUES ($1, $2, now())",
-            )
-            .bind(APP)
-            .bind(m.name)
-            .execute(&mut *tx)
-            .await
-            .context("recording a migration in django_migrations")?;
-            applied.push(m.name);
-        }
-        tx.commit().await.context("committing migrations")?;
-        Ok(MigrationReport { applied })
+        Ok(tx)
     }
 
-    async fn write_batch(&self, batch: &Batch) -> Result<(), StorageError> {
+    async fn end_migration(&self, tx: Self::Migrating, ok: bool) -> Result<(), StorageError> {
+        if ok {
+            tx.commit().await.context("committing migrations")?;
+        }
+        Ok(())
+    }
+
+    fn migration_sql(m: &Migration) -> &'static str {
+        m.postgres
+    }
+
+    fn applied_at() -> Option<DateTime<Utc>> {
+        None
+    }
+
+    async fn write(&self, _: (), tx: &mut PgConnection, batch: &Batch) -> Result<(), StorageError> {
         let rows = encode_rows(batch);
         let chunks = (!batch.chunks.is_empty()).then(|| encode_chunks(batch));
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .context("starting a PostgreSQL transaction")?;
-        let mut copy = tx
-            .copy_in_raw(COPY_ROWS)
-            .await
-            .context("starting COPY of log rows")?;
-        copy.send(rows.into_bytes())
-            .await
-            .context("sending log rows")?;
-        copy.finish().await.context("finishing COPY of log rows")?;
+        copy_in(
+            tx,
+            COPY_ROWS,
+            rows,
+            [
+                "starting COPY of log rows",
+                "sending log rows",
+                "finishing COPY of log rows",
+            ],
+        )
+        .await?;
         if let Some(chunks) = chunks {
-            let mut copy = tx
-                .copy_in_raw(COPY_CHUNKS)
-                .await
-                .context("starting COPY of message chunks")?;
-            copy.send(chunks.into_bytes())
-                .await
-                .context("sending message chunks")?;
-            copy.finish()
-                .await
-                .context("finishing COPY of message chunks")?;
+            copy_in(
+                tx,
+                COPY_CHUNKS,
+                chunks,
+                [
+                    "starting COPY of message chunks",
+                    "sending message chunks",
+                    "finishing COPY of message chunks",
+                ],
+            )
+            .await?;
         }
-        let names: Vec<&str> = batch.loggers.iter().map(|l| l.name.as_str()).collect();
         let ids = |n: usize| (0..n).map(|_| Uuid::new_v4()).collect::<Vec<_>>();
+        let names: Vec<&str> = batch.loggers.iter().map(|l| l.name.as_str()).collect();
         sqlx::query(UPSERT_LOGGERS)
             .bind(ids(names.len()))
             .bind(&names)
             .execute(&mut *tx)
             .await
             .context("inserting loggers")?;
-        sqlx::query(UPSERT_CARDS)
-            .bind(ids(names.len()))
-            .bind(&names)
-            .bind(batch.loggers.iter().map(|l| l.total).collect::<Vec<_>>())
-            .bind(batch.loggers.iter().map(|l| l.errors).collect::<Vec<_>>())
-            .bind(batch.loggers.iter().map(|l| l.warnings).collect::<Vec<_>>())
-            .bind(
-                batch
-                    .loggers
-                    .iter()
-                    .map(|l| l.last_seen)
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *tx)
-            .await
-            .context("upserting log cards")?;
-        let b = &batch.buckets;
-        let small = |f: fn(&crate::pipeline::batch::BucketTotals) -> i64| {
-            b.iter()
-                .map(|x| f(x).min(i32::MAX as i64) as i32)
-                .collect::<Vec<_>>()
-        };
-        sqlx::query(UPSERT_BUCKETS)
-            .bind(ids(b.len()))
-            .bind(b.iter().map(|x| x.logger.as_str()).collect::<Vec<_>>())
-            .bind(b.iter().map(|x| x.bucket).collect::<Vec<_>>())
-            .bind(b.iter().map(|x| x.unit.as_str()).collect::<Vec<_>>())
-            .bind(small(|x| x.count))
-            .bind(small(|x| x.errors))
-            .bind(small(|x| x.warnings))
-            .execute(&mut *tx)
-            .await
-            .context("upserting timeline buckets")?;
-        tx.commit().await.context("committing a batch")?;
+        bind_loggers(
+            sqlx::query(UPSERT_CARDS).bind(ids(names.len())),
+            &batch.loggers,
+        )
+        .execute(&mut *tx)
+        .await
+        .context("upserting log cards")?;
+        bind_buckets(
+            sqlx::query(UPSERT_BUCKETS).bind(ids(batch.buckets.len())),
+            &batch.buckets,
+        )
+        .execute(&mut *tx)
+        .await
+        .context("upserting timeline buckets")?;
         Ok(())
     }
 
-    async fn contains_row(&self, id: Uuid) -> Result<bool, StorageError> {
-        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM log_panel_log WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .context("looking up a row")?;
-        Ok(found.is_some())
-    }
-
-    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StorageError> {
-        let found: Vec<Uuid> =
-            sqlx::query_scalar("SELECT id FROM log_panel_log WHERE id = ANY($1)")
-                .bind(ids)
-                .fetch_all(&self.pool)
-                .await
-                .context("looking up stored rows")?;
-        Ok(found.into_iter().collect())
-    }
-
-    async fn delete_batch(
+    /// One statement per table over arrays, locking in the order ingestion does.
+    async fn subtract_in_bulk(
         &self,
-        cutoff: DateTime<Utc>,
-        limit: usize,
-        tz: Tz,
-    ) -> Result<usize, StorageError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .context("starting a PostgreSQL transaction")?;
-        // SKIP LOCKED: a second collector's retention pass takes other rows instead of waiting.
-        let found = sqlx::query(
-            r#"SELECT id, "timestamp", level, logger_name FROM log_panel_log WHERE "timestamp" < $1
-               ORDER BY "timestamp" LIMIT $2 FOR UPDATE SKIP LOCKED"#,
-        )
-        .bind(cutoff)
-        .bind(limit as i64)
-        .fetch_all(&mut *tx)
-        .await
-        .context("selecting the oldest rows")?;
-        let mut agg = Aggregator::new(tz);
-        let mut ids: Vec<Uuid> = Vec::with_capacity(found.len());
-        for r in &found {
-            let level: String = r.get(2);
-            let logger: String = r.get(3);
-            agg.add_stored(&logger, r.get(1), &level);
-            ids.push(r.get(0));
-        }
-        sqlx::query("DELETE FROM log_panel_log_message_chunk WHERE log_id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await
-            .context("deleting old message chunks")?;
-        sqlx::query("DELETE FROM log_panel_log WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await
-            .context("deleting old rows")?;
-        let (loggers, buckets) = agg.finish();
+        tx: &mut PgConnection,
+        loggers: &[LoggerTotals],
+        buckets: &[BucketTotals],
+    ) -> Result<(), StorageError> {
         let names: Vec<&str> = loggers.iter().map(|l| l.name.as_str()).collect();
-        sqlx::query(SUBTRACT_CARDS)
-            .bind(&names)
-            .bind(loggers.iter().map(|l| l.total).collect::<Vec<_>>())
-            .bind(loggers.iter().map(|l| l.errors).collect::<Vec<_>>())
-            .bind(loggers.iter().map(|l| l.warnings).collect::<Vec<_>>())
-            .bind(loggers.iter().map(|l| l.last_seen).collect::<Vec<_>>())
+        bind_loggers(sqlx::query(SUBTRACT_CARDS), loggers)
             .fetch_all(&mut *tx)
             .await
             .context("subtracting from log cards")?;
@@ -364,24 +362,7 @@ impl Backend for PostgresBackend {
         .execute(&mut *tx)
         .await
         .context("removing empty log cards")?;
-        let small = |f: fn(&BucketTotals) -> i64| {
-            buckets
-                .iter()
-                .map(|x| f(x).min(i32::MAX as i64) as i32)
-                .collect::<Vec<_>>()
-        };
-        sqlx::query(SUBTRACT_BUCKETS)
-            .bind(
-                buckets
-                    .iter()
-                    .map(|x| x.logger.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(buckets.iter().map(|x| x.bucket).collect::<Vec<_>>())
-            .bind(buckets.iter().map(|x| x.unit.as_str()).collect::<Vec<_>>())
-            .bind(small(|x| x.count))
-            .bind(small(|x| x.errors))
-            .bind(small(|x| x.warnings))
+        bind_buckets(sqlx::query(SUBTRACT_BUCKETS), buckets)
             .fetch_all(&mut *tx)
             .await
             .context("subtracting from timeline buckets")?;
@@ -393,25 +374,6 @@ impl Backend for PostgresBackend {
         .execute(&mut *tx)
         .await
         .context("removing empty timeline buckets")?;
-        tx.commit().await.context("committing a retention batch")?;
-        Ok(ids.len())
-    }
-
-    async fn count_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
-        let n: i64 =
-            sqlx::query_scalar(r#"SELECT COUNT(*) FROM log_panel_log WHERE "timestamp" < $1"#)
-                .bind(cutoff)
-                .fetch_one(&self.pool)
-                .await
-                .context("counting old rows")?;
-        Ok(n as u64)
-    }
-
-    async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .context("pinging PostgreSQL")?;
         Ok(())
     }
 }

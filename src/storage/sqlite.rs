@@ -1,17 +1,16 @@
 //! SQLite, the embedded default: WAL so the Django admin can read while we write; one writer
 //! connection; Django's text encodings (32-hex ids, naive-UTC `YYYY-MM-DD HH:MM:SS[.ffffff]`).
 
-use super::schema::{APP, has_statements, pending};
-use super::{Backend, Context, MigrationReport, StorageError};
-use crate::pipeline::batch::{Aggregator, Batch};
-use chrono::{DateTime, Datelike, Timelike, Utc};
-use chrono_tz::Tz;
+use super::schema::Migration;
+use super::sql::{Dialect, PerCounter, Sql, SqlBackend};
+use super::{Context, StorageError};
+use crate::pipeline::batch::Batch;
+use chrono::{DateTime, Timelike, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
-use sqlx::{Executor, Row as _};
-use std::collections::HashSet;
+use sqlx::{Executor, QueryBuilder, Sqlite, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
@@ -19,33 +18,18 @@ use uuid::Uuid;
 /// Writes into one SQLite file. Write transactions start with `BEGIN IMMEDIATE`: a deferred one that
 /// reads first cannot wait for another process's write lock (SQLite answers "database is locked" at
 /// once), an immediate one waits up to the busy timeout.
-pub struct SqliteBackend {
-    pool: SqlitePool,
-    path: String,
-}
+pub type SqliteBackend = SqlBackend<SqliteDialect>;
+
+/// SQLite's SQL: `?` placeholders, Django's text encodings, one statement per row.
+pub struct SqliteDialect;
 
 /// Django's SQLite datetime text: naive UTC, fraction only when not zero.
-/// Written field by field: one per row on the write path, where chrono's `format` (which parses
-/// its pattern on every call) showed in profiles.
 pub fn django_datetime(ts: DateTime<Utc>) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(26);
-    let _ = write!(
-        s,
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        ts.year(),
-        ts.month(),
-        ts.day(),
-        ts.hour(),
-        ts.minute(),
-        ts.second()
-    );
-    // Leap seconds (nanosecond past 1e9) stay in the fraction, as chrono prints them.
-    let micros = ts.nanosecond() / 1000;
-    if micros != 0 {
-        let _ = write!(s, ".{micros:06}");
+    if ts.nanosecond() / 1000 == 0 {
+        ts.format("%Y-%m-%d %H:%M:%S").to_string()
+    } else {
+        ts.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
     }
-    s
 }
 
 /// Reads Django's SQLite datetime text back (naive UTC, optional fraction).
@@ -59,9 +43,6 @@ pub fn parse_django_datetime(s: &str) -> DateTime<Utc> {
 fn hex(id: Uuid) -> String {
     id.simple().to_string()
 }
-
-/// Rows (or chunks) per INSERT statement: 2,000 bound values, far below SQLite's limit of 32,766.
-const ROWS_PER_INSERT: usize = 200;
 
 const CREATE_DJANGO_MIGRATIONS: &str = r#"CREATE TABLE IF NOT EXISTS "django_migrations" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "app" varchar(255) NOT NULL, "name" varchar(255) NOT NULL, "applied" datetime NOT NULL)"#;
 
@@ -78,100 +59,155 @@ impl SqliteBackend {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let path = opts.get_filename().display().to_string();
+        let shown = format!("sqlite {}", opts.get_filename().display());
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(60))
             .connect_lazy_with(opts);
-        Ok(SqliteBackend { pool, path })
+        Ok(SqlBackend::new(pool, shown, SqliteDialect))
     }
 }
 
-impl Backend for SqliteBackend {
-    fn describe(&self) -> String {
-        format!("sqlite {}", self.path)
+/// A logger's id, by name.
+macro_rules! logger {
+    () => {
+        "(SELECT id FROM log_panel_logger WHERE name = ?)"
+    };
+}
+
+impl Dialect for SqliteDialect {
+    type DB = Sqlite;
+    type Id = String;
+    type Time = String;
+    type Server = ();
+    type Migrating = Transaction<'static, Sqlite>;
+
+    const SQL: Sql = Sql {
+        migrations_done: "SELECT name FROM django_migrations WHERE app = ?",
+        record_migration: "INSERT INTO django_migrations (app, name, applied) VALUES (?, ?, ?)",
+        contains_row: "SELECT 1 FROM log_panel_log WHERE id = ?",
+        stored_ids: "SELECT id FROM log_panel_log WHERE id",
+        oldest_rows: r#"SELECT id, "timestamp", level, logger_name FROM log_panel_log WHERE "timestamp" < ? ORDER BY "timestamp" LIMIT ?"#,
+        delete_chunks: "DELETE FROM log_panel_log_message_chunk WHERE log_id",
+        delete_rows: "DELETE FROM log_panel_log WHERE id",
+        count_older: r#"SELECT COUNT(*) FROM log_panel_log WHERE "timestamp" < ?"#,
+        subtract: Some(PerCounter {
+            card: concat!(
+                "UPDATE log_panel_log_card SET total = max(total - ?, 0), total_errors = max(total_errors - ?, 0), \
+                 total_warnings = max(total_warnings - ?, 0) WHERE logger_id = ",
+                logger!()
+            ),
+            empty_card: concat!(
+                "DELETE FROM log_panel_log_card WHERE total <= 0 AND logger_id = ",
+                logger!()
+            ),
+            // ?1: the name, twice.
+            last_seen: r#"UPDATE log_panel_log_card SET last_seen = (SELECT max("timestamp") FROM log_panel_log WHERE logger_name = ?1) WHERE logger_id = (SELECT id FROM log_panel_logger WHERE name = ?1) AND last_seen <= ?2"#,
+            bucket: concat!(
+                "UPDATE log_panel_log_timeline_bucket SET log_count = max(log_count - ?, 0), \
+                 error_count = max(error_count - ?, 0), warning_count = max(warning_count - ?, 0) \
+                 WHERE logger_id = ",
+                logger!(),
+                " AND bucket = ? AND unit = ?"
+            ),
+            empty_bucket: concat!(
+                "DELETE FROM log_panel_log_timeline_bucket WHERE log_count <= 0 AND logger_id = ",
+                logger!(),
+                " AND bucket = ? AND unit = ?"
+            ),
+        }),
+        begin_context: "starting a SQLite transaction",
+        ping_context: "pinging SQLite",
+    };
+    const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
+    const LOOKUP_IDS: usize = super::ID_LOOKUP_CHUNK;
+    const DELETE_IDS: usize = 500;
+
+    async fn server(&self, _: &SqlitePool) -> Result<(), StorageError> {
+        Ok(())
     }
 
-    async fn migrate(&self) -> Result<MigrationReport, StorageError> {
-        let mut tx = self
-            .pool
+    fn id(_: &(), id: Uuid) -> String {
+        hex(id)
+    }
+
+    fn uuid(id: String) -> Option<Uuid> {
+        Uuid::parse_str(&id).ok()
+    }
+
+    fn time(ts: DateTime<Utc>) -> String {
+        django_datetime(ts)
+    }
+
+    fn utc(ts: String) -> DateTime<Utc> {
+        parse_django_datetime(&ts)
+    }
+
+    fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[String]) {
+        q.push(" IN (");
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id.clone());
+        }
+        q.push(")");
+    }
+
+    async fn begin_migration(&self, pool: &SqlitePool) -> Result<Self::Migrating, StorageError> {
+        let mut tx = pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .context("opening the SQLite database")?;
         tx.execute(CREATE_DJANGO_MIGRATIONS)
             .await
             .context("creating django_migrations")?;
-        let done: Vec<String> = sqlx::query("SELECT name FROM django_migrations WHERE app = ?")
-            .bind(APP)
-            .fetch_all(&mut *tx)
-            .await
-            .context("reading django_migrations")?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let mut applied = Vec::new();
-        for m in pending(&done) {
-            if has_statements(m.sqlite) {
-                sqlx::raw_sql(m.sqlite)
-                    .execute(&mut *tx)
-                    .await
-                    .context("applying a log_panel migration")?;
-            }
-            sqlx::query("INSERT INTO django_migrations (app, name, applied) VALUES (?, ?, ?)")
-                .bind(APP)
-                .bind(m.name)
-                .bind(django_datetime(Utc::now()))
-                .execute(&mut *tx)
-                .await
-                .context("recording a migration in django_migrations")?;
-            applied.push(m.name);
-        }
-        tx.commit().await.context("committing migrations")?;
-        Ok(MigrationReport { applied })
+        Ok(tx)
     }
 
-    async fn write_batch(&self, batch: &Batch) -> Result<(), StorageError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .context("starting a SQLite transaction")?;
-        // Many rows per statement: each statement is a hand-over to sqlx's SQLite thread, which
-        // cost more than the insert itself when sent row by row (docs/benchmarks.md, SQLite).
-        for rows in batch.rows.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                r#"INSERT INTO log_panel_log (id, "timestamp", level, logger_name, message, module, pathname, line_number, message_chunked, message_size) "#,
-            );
-            q.push_values(rows, |mut b, r| {
-                b.push_bind(hex(r.id))
-                    .push_bind(django_datetime(r.timestamp))
-                    .push_bind(r.level.as_str())
-                    .push_bind(&r.logger_name)
-                    .push_bind(&r.message)
-                    .push_bind(&r.module)
-                    .push_bind(&r.pathname)
-                    .push_bind(r.line_number)
-                    .push_bind(r.message_chunked)
-                    .push_bind(r.message_size);
-            });
-            q.build()
-                .persistent(rows.len() == ROWS_PER_INSERT)
-                .execute(&mut *tx)
-                .await
-                .context("inserting log rows")?;
+    async fn end_migration(&self, tx: Self::Migrating, ok: bool) -> Result<(), StorageError> {
+        if ok {
+            tx.commit().await.context("committing migrations")?;
         }
-        for chunks in batch.chunks.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                r#"INSERT INTO log_panel_log_message_chunk (id, log_id, "index", text) "#,
-            );
-            q.push_values(chunks, |mut b, c| {
-                b.push_bind(hex(c.id))
-                    .push_bind(hex(c.log_id))
-                    .push_bind(c.index)
-                    .push_bind(&c.text);
-            });
-            q.build()
-                .persistent(chunks.len() == ROWS_PER_INSERT)
+        Ok(())
+    }
+
+    fn migration_sql(m: &Migration) -> &'static str {
+        m.sqlite
+    }
+
+    fn applied_at() -> Option<String> {
+        Some(django_datetime(Utc::now()))
+    }
+
+    async fn write(
+        &self,
+        _: (),
+        tx: &mut SqliteConnection,
+        batch: &Batch,
+    ) -> Result<(), StorageError> {
+        for r in &batch.rows {
+            sqlx::query(
+                r#"INSERT INTO log_panel_log (id, "timestamp", level, logger_name, message, module, pathname, line_number, message_chunked, message_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
+            )
+            .bind(hex(r.id))
+            .bind(django_datetime(r.timestamp))
+            .bind(r.level.as_str())
+            .bind(&r.logger_name)
+            .bind(&r.message)
+            .bind(&r.module)
+            .bind(&r.pathname)
+            .bind(r.line_number)
+            .bind(r.message_chunked)
+            .bind(r.message_size)
+            .execute(&mut *tx)
+            .await
+            .context("inserting log rows")?;
+        }
+        for c in &batch.chunks {
+            sqlx::query(r#"INSERT INTO log_panel_log_message_chunk (id, log_id, "index", text) VALUES (?, ?, ?, ?)"#)
+                .bind(hex(c.id))
+                .bind(hex(c.log_id))
+                .bind(c.index)
+                .bind(&c.text)
                 .execute(&mut *tx)
                 .await
                 .context("inserting message chunks")?;
@@ -219,193 +255,6 @@ impl Backend for SqliteBackend {
             .await
             .context("upserting timeline buckets")?;
         }
-        tx.commit().await.context("committing a batch")?;
         Ok(())
-    }
-
-    async fn contains_row(&self, id: Uuid) -> Result<bool, StorageError> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM log_panel_log WHERE id = ?")
-            .bind(hex(id))
-            .fetch_optional(&self.pool)
-            .await
-            .context("looking up a row")?;
-        Ok(found.is_some())
-    }
-
-    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StorageError> {
-        let mut found = HashSet::new();
-        for part in ids.chunks(super::ID_LOOKUP_CHUNK) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "SELECT id FROM log_panel_log WHERE id IN (",
-            );
-            let mut list = q.separated(", ");
-            for id in part {
-                list.push_bind(hex(*id));
-            }
-            q.push(")");
-            let rows: Vec<String> = q
-                .build_query_scalar()
-                .fetch_all(&self.pool)
-                .await
-                .context("looking up stored rows")?;
-            found.extend(super::parse_ids(rows));
-        }
-        Ok(found)
-    }
-
-    async fn delete_batch(
-        &self,
-        cutoff: DateTime<Utc>,
-        limit: usize,
-        tz: Tz,
-    ) -> Result<usize, StorageError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .context("starting a SQLite transaction")?;
-        let found = sqlx::query(
-            r#"SELECT id, "timestamp", level, logger_name FROM log_panel_log WHERE "timestamp" < ? ORDER BY "timestamp" LIMIT ?"#,
-        )
-        .bind(django_datetime(cutoff))
-        .bind(limit as i64)
-        .fetch_all(&mut *tx)
-        .await
-        .context("selecting the oldest rows")?;
-        let mut agg = Aggregator::new(tz);
-        let mut ids = Vec::with_capacity(found.len());
-        for r in &found {
-            let ts: String = r.get(1);
-            let level: String = r.get(2);
-            let logger: String = r.get(3);
-            agg.add_stored(&logger, parse_django_datetime(&ts), &level);
-            ids.push(r.get::<String, _>(0));
-        }
-        for part in ids.chunks(500) {
-            for table_key in [
-                r#"DELETE FROM log_panel_log_message_chunk WHERE log_id IN ("#,
-                r#"DELETE FROM log_panel_log WHERE id IN ("#,
-            ] {
-                let mut q = QueryBuilder::<Sqlite>::new(table_key);
-                let mut sep = q.separated(", ");
-                for id in part {
-                    sep.push_bind(id);
-                }
-                q.push(")");
-                q.build()
-                    .execute(&mut *tx)
-                    .await
-                    .context("deleting old rows")?;
-            }
-        }
-        let (loggers, buckets) = agg.finish();
-        const LOGGER: &str = "(SELECT id FROM log_panel_logger WHERE name = ?)";
-        for l in &loggers {
-            sqlx::query(AssertSqlSafe(format!(
-                "UPDATE log_panel_log_card SET total = max(total - ?, 0), total_errors = max(total_errors - ?, 0), \
-                 total_warnings = max(total_warnings - ?, 0) WHERE logger_id = {LOGGER}"
-            )))
-            .bind(l.total)
-            .bind(l.errors)
-            .bind(l.warnings)
-            .bind(&l.name)
-            .execute(&mut *tx)
-            .await
-            .context("subtracting from log cards")?;
-            sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM log_panel_log_card WHERE total <= 0 AND logger_id = {LOGGER}"
-            )))
-            .bind(&l.name)
-            .execute(&mut *tx)
-            .await
-            .context("removing empty log cards")?;
-            sqlx::query(AssertSqlSafe(format!(
-                r#"UPDATE log_panel_log_card SET last_seen = (SELECT max("timestamp") FROM log_panel_log WHERE logger_name = ?) WHERE logger_id = {LOGGER} AND last_seen <= ?"#
-            )))
-            .bind(&l.name)
-            .bind(&l.name)
-            .bind(django_datetime(l.last_seen))
-            .execute(&mut *tx)
-            .await
-            .context("updating last_seen")?;
-        }
-        for b in &buckets {
-            let bucket = b.bucket.format("%Y-%m-%d %H:%M:%S").to_string();
-            sqlx::query(AssertSqlSafe(format!(
-                "UPDATE log_panel_log_timeline_bucket SET log_count = max(log_count - ?, 0), \
-                 error_count = max(error_count - ?, 0), warning_count = max(warning_count - ?, 0) \
-                 WHERE logger_id = {LOGGER} AND bucket = ? AND unit = ?"
-            )))
-            .bind(b.count)
-            .bind(b.errors)
-            .bind(b.warnings)
-            .bind(&b.logger)
-            .bind(&bucket)
-            .bind(b.unit.as_str())
-            .execute(&mut *tx)
-            .await
-            .context("subtracting from timeline buckets")?;
-            sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM log_panel_log_timeline_bucket WHERE log_count <= 0 AND logger_id = {LOGGER} AND bucket = ? AND unit = ?"
-            )))
-            .bind(&b.logger)
-            .bind(&bucket)
-            .bind(b.unit.as_str())
-            .execute(&mut *tx)
-            .await
-            .context("removing empty timeline buckets")?;
-        }
-        tx.commit().await.context("committing a retention batch")?;
-        Ok(ids.len())
-    }
-
-    async fn count_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
-        let n: i64 =
-            sqlx::query_scalar(r#"SELECT COUNT(*) FROM log_panel_log WHERE "timestamp" < ?"#)
-                .bind(django_datetime(cutoff))
-                .fetch_one(&self.pool)
-                .await
-                .context("counting old rows")?;
-        Ok(n as u64)
-    }
-
-    async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .context("pinging SQLite")?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn datetimes_are_djangos_text_and_read_back() {
-        let cases = [
-            ("2026-03-04T05:06:07Z", "2026-03-04 05:06:07"),
-            ("2026-03-04T05:06:07.000123Z", "2026-03-04 05:06:07.000123"),
-            (
-                "2026-12-31T23:59:59.999999999Z",
-                "2026-12-31 23:59:59.999999",
-            ),
-            ("0999-01-01T00:00:00.5Z", "0999-01-01 00:00:00.500000"),
-        ];
-        for (rfc, text) in cases {
-            let ts: DateTime<Utc> = rfc.parse().unwrap();
-            assert_eq!(django_datetime(ts), text);
-            let chrono_text = if ts.nanosecond() / 1000 == 0 {
-                ts.format("%Y-%m-%d %H:%M:%S").to_string()
-            } else {
-                ts.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
-            };
-            assert_eq!(django_datetime(ts), chrono_text, "as chrono formats it");
-            assert_eq!(
-                parse_django_datetime(text).timestamp_micros(),
-                ts.timestamp_micros()
-            );
-        }
     }
 }
