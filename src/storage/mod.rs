@@ -22,6 +22,9 @@ pub use mysql::MySqlBackend;
 pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
 
+/// What storage calls return.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
 /// Why storage failed; delivery retries every one of them.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -276,12 +279,7 @@ impl Backend for AnyBackend {
         each!(self, b => b.existing_ids(ids).await)
     }
 
-    async fn delete_batch(
-        &self,
-        cutoff: DateTime<Utc>,
-        limit: usize,
-        tz: Tz,
-    ) -> Result<usize, StorageError> {
+    async fn delete_batch(&self, cutoff: DateTime<Utc>, limit: usize, tz: Tz) -> Result<usize> {
         each!(self, b => b.delete_batch(cutoff, limit, tz).await)
     }
 

@@ -4,17 +4,16 @@
 //! `char(32)` hex; datetimes are naive UTC `datetime(6)`.
 
 use super::schema::Migration;
-use super::sql::{Dialect, PerCounter, Sql, SqlBackend};
+use super::sql::{
+    Dialect, Insert, Limits, Migrating, PerCounter, RowInserts, Sql, SqlBackend, address,
+    parse_url, writers_pool,
+};
 use super::{Context, StorageError};
-use crate::pipeline::batch::{Batch, Row};
+use crate::pipeline::batch::Batch;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
-use sqlx::pool::PoolConnection;
-use sqlx::query_builder::Separated;
-use sqlx::{MySql, QueryBuilder, Row as _};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool};
+use sqlx::{MySql, Row as _};
 use std::collections::HashMap;
-use std::str::FromStr;
-use std::time::Duration;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -36,9 +35,6 @@ pub struct MySqlDialect {
     server: OnceCell<Server>,
 }
 
-/// MySQL's limit on placeholders in one prepared statement.
-const MAX_PARAMS: usize = 65_535;
-
 const CREATE_DJANGO_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS `django_migrations` (`id` bigint AUTO_INCREMENT NOT NULL PRIMARY KEY, `app` varchar(255) NOT NULL, `name` varchar(255) NOT NULL, `applied` datetime(6) NOT NULL)";
 
 fn naive(ts: DateTime<Utc>) -> NaiveDateTime {
@@ -49,19 +45,14 @@ impl MySqlBackend {
     /// `mysql://user:pass@host:3306/db` (also `mariadb://`).
     pub fn open(url: &str, writers: usize) -> Result<Self, StorageError> {
         let url = url.replacen("mariadb://", "mysql://", 1);
-        let opts = MySqlConnectOptions::from_str(&url).map_err(|e| StorageError::Url {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-        let shown = format!(
-            "mysql {}:{}/{}",
+        let opts: MySqlConnectOptions = parse_url(&url)?;
+        let shown = address(
+            "mysql",
             opts.get_host(),
             opts.get_port(),
-            opts.get_database().unwrap_or("")
+            opts.get_database(),
         );
-        let pool = MySqlPoolOptions::new()
-            .max_connections(writers as u32 + 1)
-            .acquire_timeout(Duration::from_secs(3))
+        let pool = writers_pool(writers)
             .connect_lazy_with(opts.charset("utf8mb4").timezone(Some("+00:00".into())));
         let dialect = MySqlDialect {
             server: OnceCell::new(),
@@ -101,115 +92,47 @@ impl Server {
     }
 }
 
-/// Cuts rows into multi-row statements under both the packet and the placeholder limit.
-fn statement_sizes(
-    sizes: impl Iterator<Item = usize>,
-    params_per_row: usize,
-    max_bytes: usize,
-) -> Vec<usize> {
-    let mut out = Vec::new();
-    let (mut n, mut bytes) = (0usize, 0usize);
-    for s in sizes {
-        if n > 0 && (bytes + s > max_bytes || (n + 1) * params_per_row > MAX_PARAMS) {
-            out.push(n);
-            n = 0;
-            bytes = 0;
-        }
-        n += 1;
-        bytes += s;
-    }
-    if n > 0 {
-        out.push(n);
-    }
-    out
-}
+const INSERT_LOGGERS: Insert<MySql> = Insert::new(
+    "INSERT INTO log_panel_logger (id, name) ",
+    " ON DUPLICATE KEY UPDATE name = name",
+    2,
+    "inserting loggers",
+);
 
-/// One multi-row `INSERT`: what precedes `VALUES`, what follows the rows, the placeholders per
-/// row, and the error context.
-struct Insert {
-    head: &'static str,
-    tail: &'static str,
-    params: usize,
-    what: &'static str,
-}
-
-impl Insert {
-    /// Inserts `items` in as few statements as the packet and placeholder limits allow; `size`
-    /// estimates a row's bytes, `push` binds its values.
-    async fn run<T: Sync>(
-        &self,
-        tx: &mut MySqlConnection,
-        max_statement: usize,
-        items: &[T],
-        size: impl Fn(&T) -> usize,
-        mut push: impl FnMut(Separated<'_, MySql, &'static str>, &T) + Send,
-    ) -> Result<(), StorageError> {
-        let mut rest = items.iter();
-        for n in statement_sizes(items.iter().map(size), self.params, max_statement) {
-            let mut q = QueryBuilder::<MySql>::new(self.head);
-            q.push_values(rest.by_ref().take(n), &mut push);
-            q.push(self.tail);
-            q.build().execute(&mut *tx).await.context(self.what)?;
-        }
-        Ok(())
-    }
-}
-
-const INSERT_ROWS: Insert = Insert {
-    head: "INSERT INTO log_panel_log (id, `timestamp`, level, logger_name, message, module, pathname, line_number, message_chunked, message_size) ",
-    tail: "",
-    params: 10,
-    what: "inserting log rows",
-};
-
-const INSERT_CHUNKS: Insert = Insert {
-    head: "INSERT INTO log_panel_log_message_chunk (id, log_id, `index`, text) ",
-    tail: "",
-    params: 4,
-    what: "inserting message chunks",
-};
-
-const INSERT_LOGGERS: Insert = Insert {
-    head: "INSERT INTO log_panel_logger (id, name) ",
-    tail: " ON DUPLICATE KEY UPDATE name = name",
-    params: 2,
-    what: "inserting loggers",
-};
-
-const UPSERT_CARDS: Insert = Insert {
-    head: "INSERT INTO log_panel_log_card (id, logger_id, total, total_errors, total_warnings, last_seen) ",
-    tail: " ON DUPLICATE KEY UPDATE total = total + VALUES(total), total_errors = total_errors + VALUES(total_errors), \
+const UPSERT_CARDS: Insert<MySql> = Insert::new(
+    "INSERT INTO log_panel_log_card (id, logger_id, total, total_errors, total_warnings, last_seen) ",
+    " ON DUPLICATE KEY UPDATE total = total + VALUES(total), total_errors = total_errors + VALUES(total_errors), \
          total_warnings = total_warnings + VALUES(total_warnings), \
          last_seen = GREATEST(COALESCE(last_seen, VALUES(last_seen)), VALUES(last_seen))",
-    params: 6,
-    what: "upserting log cards",
-};
+    6,
+    "upserting log cards",
+);
 
-const UPSERT_BUCKETS: Insert = Insert {
-    head: "INSERT INTO log_panel_log_timeline_bucket (id, logger_id, bucket, unit, log_count, error_count, warning_count) ",
-    tail: " ON DUPLICATE KEY UPDATE log_count = log_count + VALUES(log_count), \
+const UPSERT_BUCKETS: Insert<MySql> = Insert::new(
+    "INSERT INTO log_panel_log_timeline_bucket (id, logger_id, bucket, unit, log_count, error_count, warning_count) ",
+    " ON DUPLICATE KEY UPDATE log_count = log_count + VALUES(log_count), \
          error_count = error_count + VALUES(error_count), warning_count = warning_count + VALUES(warning_count)",
-    params: 7,
-    what: "upserting timeline buckets",
-};
+    7,
+    "upserting timeline buckets",
+);
 
 impl Dialect for MySqlDialect {
     type DB = MySql;
     type Id = String;
     type Time = NaiveDateTime;
     type Server = Server;
-    type Migrating = PoolConnection<MySql>;
 
     const SQL: Sql = Sql {
-        migrations_done: "SELECT name FROM django_migrations WHERE app = ?",
-        record_migration: "INSERT INTO django_migrations (app, name, applied) VALUES (?, ?, ?)",
-        contains_row: "SELECT 1 FROM log_panel_log WHERE id = ?",
+        has_django_migrations: None,
+        create_django_migrations: CREATE_DJANGO_MIGRATIONS,
         stored_ids: "SELECT CAST(id AS CHAR) FROM log_panel_log WHERE id",
         oldest_rows: "SELECT CAST(id AS CHAR), `timestamp`, level, logger_name FROM log_panel_log WHERE `timestamp` < ? \
              ORDER BY `timestamp` LIMIT ? FOR UPDATE SKIP LOCKED",
-        delete_chunks: "DELETE FROM log_panel_log_message_chunk WHERE log_id",
-        delete_rows: "DELETE FROM log_panel_log WHERE id",
         count_older: "SELECT COUNT(*) FROM log_panel_log WHERE `timestamp` < ?",
+        inserts: Some(RowInserts {
+            rows: "INSERT INTO log_panel_log (id, `timestamp`, level, logger_name, message, module, pathname, line_number, message_chunked, message_size) ",
+            chunks: "INSERT INTO log_panel_log_message_chunk (id, log_id, `index`, text) ",
+        }),
         subtract: Some(PerCounter {
             card: "UPDATE log_panel_log_card c JOIN log_panel_logger l ON l.id = c.logger_id \
                  SET c.total = GREATEST(CAST(c.total AS SIGNED) - ?, 0), \
@@ -271,38 +194,17 @@ impl Dialect for MySqlDialect {
         ts.and_utc()
     }
 
-    fn push_ids(q: &mut QueryBuilder<MySql>, ids: &[String]) {
-        q.push(" IN (");
-        let mut list = q.separated(", ");
-        for id in ids {
-            list.push_bind(id.clone());
-        }
-        q.push(")");
-    }
-
-    /// MySQL DDL is not transactional: concurrent collectors are serialised with a named lock.
-    async fn begin_migration(&self, pool: &MySqlPool) -> Result<Self::Migrating, StorageError> {
+    /// DDL is not transactional: concurrent collectors are serialised with a named lock.
+    async fn begin_migration(&self, pool: &MySqlPool) -> Result<Migrating<MySql>, StorageError> {
         let mut conn = pool.acquire().await.context("connecting to MySQL")?;
         sqlx::query("SELECT GET_LOCK('log_panel_collector_migrate', 60)")
             .execute(&mut *conn)
             .await
             .context("taking the migration lock")?;
-        let made = sqlx::raw_sql(CREATE_DJANGO_MIGRATIONS)
-            .execute(&mut *conn)
-            .await
-            .context("creating django_migrations");
-        if let Err(e) = made {
-            self.end_migration(conn, false).await?;
-            return Err(e);
-        }
-        Ok(conn)
-    }
-
-    async fn end_migration(&self, mut conn: Self::Migrating, _: bool) -> Result<(), StorageError> {
-        let _ = sqlx::query("SELECT RELEASE_LOCK('log_panel_collector_migrate')")
-            .execute(&mut *conn)
-            .await;
-        Ok(())
+        Ok(Migrating::Locked(
+            conn,
+            "SELECT RELEASE_LOCK('log_panel_collector_migrate')",
+        ))
     }
 
     fn migration_sql(m: &Migration) -> &'static str {
@@ -326,6 +228,13 @@ impl Dialect for MySqlDialect {
             .collect()
     }
 
+    fn limits(server: &Server) -> Limits {
+        Limits {
+            bytes: server.max_statement,
+            params: 65_535,
+        }
+    }
+
     fn applied_at() -> Option<NaiveDateTime> {
         Some(naive(Utc::now()))
     }
@@ -336,45 +245,14 @@ impl Dialect for MySqlDialect {
         tx: &mut MySqlConnection,
         batch: &Batch,
     ) -> Result<(), StorageError> {
-        let max = server.max_statement;
-        let row_size = |r: &Row| {
-            r.message.len() + r.logger_name.len() + r.module.len() + r.pathname.len() + 300
-        };
-        INSERT_ROWS
-            .run(tx, max, &batch.rows, row_size, |mut b, r| {
-                b.push_bind(server.id(r.id))
-                    .push_bind(naive(r.timestamp))
-                    .push_bind(r.level.as_str())
-                    .push_bind(&r.logger_name)
-                    .push_bind(&r.message)
-                    .push_bind(&r.module)
-                    .push_bind(&r.pathname)
-                    .push_bind(r.line_number)
-                    .push_bind(r.message_chunked)
-                    .push_bind(r.message_size);
-            })
-            .await?;
-        INSERT_CHUNKS
-            .run(
-                tx,
-                max,
-                &batch.chunks,
-                |c| c.text.len() + 100,
-                |mut b, c| {
-                    b.push_bind(server.id(c.id))
-                        .push_bind(server.id(c.log_id))
-                        .push_bind(c.index)
-                        .push_bind(&c.text);
-                },
-            )
-            .await?;
+        let limits = Self::limits(&server);
         if batch.loggers.is_empty() {
             return Ok(());
         }
         INSERT_LOGGERS
             .run(
                 tx,
-                max,
+                limits,
                 &batch.loggers,
                 |l| l.name.len() + 60,
                 |mut b, l| {
@@ -398,7 +276,7 @@ impl Dialect for MySqlDialect {
         UPSERT_CARDS
             .run(
                 tx,
-                max,
+                limits,
                 &batch.loggers,
                 |l| l.name.len() + 120,
                 |mut b, l| {
@@ -414,7 +292,7 @@ impl Dialect for MySqlDialect {
         UPSERT_BUCKETS
             .run(
                 tx,
-                max,
+                limits,
                 &batch.buckets,
                 |_| 160,
                 |mut b, x| {
@@ -434,21 +312,6 @@ impl Dialect for MySqlDialect {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statements_respect_bytes_and_placeholders() {
-        assert_eq!(
-            statement_sizes([10, 10, 10, 10].into_iter(), 10, 25),
-            vec![2, 2]
-        );
-        assert_eq!(
-            statement_sizes([100].into_iter(), 10, 25),
-            vec![1],
-            "one oversized row still goes"
-        );
-        let many = statement_sizes(std::iter::repeat_n(1, 10_000), 10, usize::MAX);
-        assert_eq!(many, vec![6553, 3447]);
-    }
 
     #[test]
     fn mariadb_uuid_detection() {

@@ -3,15 +3,13 @@
 //! transaction per batch.
 
 use super::schema::Migration;
-use super::sql::{Dialect, Sql, SqlBackend};
+use super::sql::{Dialect, Migrating, Sql, SqlBackend, address, parse_url, writers_pool};
 use super::{Context, StorageError};
 use crate::pipeline::batch::{Batch, BucketTotals, LoggerTotals};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Executor, Postgres, QueryBuilder, Transaction};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool};
+use sqlx::{Postgres, QueryBuilder};
 use std::fmt::Write as _;
-use std::str::FromStr;
-use std::time::Duration;
 use uuid::Uuid;
 
 /// Writes into one PostgreSQL database.
@@ -140,20 +138,15 @@ fn encode_chunks(batch: &Batch) -> String {
 impl PostgresBackend {
     /// `postgres://user:pass@host:port/db`; `writers` connections plus one for health checks.
     pub fn open(url: &str, writers: usize) -> Result<Self, StorageError> {
-        let opts = PgConnectOptions::from_str(url).map_err(|e| StorageError::Url {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?;
-        let shown = format!(
-            "postgres {}:{}/{}",
+        let opts: PgConnectOptions = parse_url(url)?;
+        let shown = address(
+            "postgres",
             opts.get_host(),
             opts.get_port(),
-            opts.get_database().unwrap_or("")
+            opts.get_database(),
         );
-        let pool = PgPoolOptions::new()
-            .max_connections(writers as u32 + 1)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy_with(opts.application_name("log-panel-collector"));
+        let pool =
+            writers_pool(writers).connect_lazy_with(opts.application_name("log-panel-collector"));
         Ok(SqlBackend::new(pool, shown, PgDialect))
     }
 }
@@ -209,19 +202,16 @@ impl Dialect for PgDialect {
     type Id = Uuid;
     type Time = DateTime<Utc>;
     type Server = ();
-    type Migrating = Transaction<'static, Postgres>;
 
     const SQL: Sql = Sql {
-        migrations_done: "SELECT name FROM django_migrations WHERE app = $1",
-        record_migration: "INSERT INTO django_migrations (app, name, applied) VALUES ($1, $2, now())",
-        contains_row: "SELECT 1 FROM log_panel_log WHERE id = $1",
+        has_django_migrations: Some("SELECT to_regclass('django_migrations') IS NOT NULL"),
+        create_django_migrations: CREATE_DJANGO_MIGRATIONS,
         stored_ids: "SELECT id FROM log_panel_log WHERE id",
         // SKIP LOCKED: a second collector's retention pass takes other rows instead of waiting.
         oldest_rows: r#"SELECT id, "timestamp", level, logger_name FROM log_panel_log WHERE "timestamp" < $1
                ORDER BY "timestamp" LIMIT $2 FOR UPDATE SKIP LOCKED"#,
-        delete_chunks: "DELETE FROM log_panel_log_message_chunk WHERE log_id",
-        delete_rows: "DELETE FROM log_panel_log WHERE id",
         count_older: r#"SELECT COUNT(*) FROM log_panel_log WHERE "timestamp" < $1"#,
+        inserts: None,
         subtract: None,
         begin_context: "starting a PostgreSQL transaction",
         ping_context: "pinging PostgreSQL",
@@ -254,32 +244,14 @@ impl Dialect for PgDialect {
         q.push(" = ANY(").push_bind(ids.to_vec()).push(")");
     }
 
-    async fn begin_migration(&self, pool: &PgPool) -> Result<Self::Migrating, StorageError> {
+    async fn begin_migration(&self, pool: &PgPool) -> Result<Migrating<Postgres>, StorageError> {
         let mut tx = pool.begin().await.context("connecting to PostgreSQL")?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK)
             .execute(&mut *tx)
             .await
             .context("taking the migration lock")?;
-        // Looked up first: `IF NOT EXISTS` on an existing table makes the server send a notice.
-        let exists: bool =
-            sqlx::query_scalar("SELECT to_regclass('django_migrations') IS NOT NULL")
-                .fetch_one(&mut *tx)
-                .await
-                .context("looking for django_migrations")?;
-        if !exists {
-            tx.execute(CREATE_DJANGO_MIGRATIONS)
-                .await
-                .context("creating django_migrations")?;
-        }
-        Ok(tx)
-    }
-
-    async fn end_migration(&self, tx: Self::Migrating, ok: bool) -> Result<(), StorageError> {
-        if ok {
-            tx.commit().await.context("committing migrations")?;
-        }
-        Ok(())
+        Ok(Migrating::Transaction(tx))
     }
 
     fn migration_sql(m: &Migration) -> &'static str {
@@ -354,26 +326,22 @@ impl Dialect for PgDialect {
             .fetch_all(&mut *tx)
             .await
             .context("subtracting from log cards")?;
-        sqlx::query(
+        let empty = sqlx::query(
             "DELETE FROM log_panel_log_card c USING log_panel_logger l \
              WHERE c.logger_id = l.id AND l.name = ANY($1) AND c.total <= 0",
-        )
-        .bind(&names)
-        .execute(&mut *tx)
-        .await
-        .context("removing empty log cards")?;
+        );
+        let what = "removing empty log cards";
+        empty.bind(&names).execute(&mut *tx).await.context(what)?;
         bind_buckets(sqlx::query(SUBTRACT_BUCKETS), buckets)
             .fetch_all(&mut *tx)
             .await
             .context("subtracting from timeline buckets")?;
-        sqlx::query(
+        let empty = sqlx::query(
             "DELETE FROM log_panel_log_timeline_bucket b USING log_panel_logger l \
              WHERE b.logger_id = l.id AND l.name = ANY($1) AND b.log_count <= 0",
-        )
-        .bind(&names)
-        .execute(&mut *tx)
-        .await
-        .context("removing empty timeline buckets")?;
+        );
+        let what = "removing empty timeline buckets";
+        empty.bind(&names).execute(&mut *tx).await.context(what)?;
         Ok(())
     }
 }

@@ -2,16 +2,15 @@
 //! connection; Django's text encodings (32-hex ids, naive-UTC `YYYY-MM-DD HH:MM:SS[.ffffff]`).
 
 use super::schema::Migration;
-use super::sql::{Dialect, PerCounter, Sql, SqlBackend};
+use super::sql::{Dialect, Migrating, PerCounter, RowInserts, Sql, SqlBackend, parse_url};
 use super::{Context, StorageError};
 use crate::pipeline::batch::Batch;
 use chrono::{DateTime, Timelike, Utc};
+use sqlx::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Executor, QueryBuilder, Sqlite, Transaction};
-use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -49,11 +48,7 @@ const CREATE_DJANGO_MIGRATIONS: &str = r#"CREATE TABLE IF NOT EXISTS "django_mig
 impl SqliteBackend {
     /// `sqlite://PATH` (relative paths are relative to the working directory); the file is created.
     pub fn open(url: &str) -> Result<Self, StorageError> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StorageError::Url {
-                url: url.to_string(),
-                reason: e.to_string(),
-            })?
+        let opts = parse_url::<SqliteConnectOptions>(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -80,17 +75,17 @@ impl Dialect for SqliteDialect {
     type Id = String;
     type Time = String;
     type Server = ();
-    type Migrating = Transaction<'static, Sqlite>;
 
     const SQL: Sql = Sql {
-        migrations_done: "SELECT name FROM django_migrations WHERE app = ?",
-        record_migration: "INSERT INTO django_migrations (app, name, applied) VALUES (?, ?, ?)",
-        contains_row: "SELECT 1 FROM log_panel_log WHERE id = ?",
+        has_django_migrations: None,
+        create_django_migrations: CREATE_DJANGO_MIGRATIONS,
         stored_ids: "SELECT id FROM log_panel_log WHERE id",
         oldest_rows: r#"SELECT id, "timestamp", level, logger_name FROM log_panel_log WHERE "timestamp" < ? ORDER BY "timestamp" LIMIT ?"#,
-        delete_chunks: "DELETE FROM log_panel_log_message_chunk WHERE log_id",
-        delete_rows: "DELETE FROM log_panel_log WHERE id",
         count_older: r#"SELECT COUNT(*) FROM log_panel_log WHERE "timestamp" < ?"#,
+        inserts: Some(RowInserts {
+            rows: r#"INSERT INTO log_panel_log (id, "timestamp", level, logger_name, message, module, pathname, line_number, message_chunked, message_size) "#,
+            chunks: r#"INSERT INTO log_panel_log_message_chunk (id, log_id, "index", text) "#,
+        }),
         subtract: Some(PerCounter {
             card: concat!(
                 "UPDATE log_panel_log_card SET total = max(total - ?, 0), total_errors = max(total_errors - ?, 0), \
@@ -143,31 +138,12 @@ impl Dialect for SqliteDialect {
         parse_django_datetime(&ts)
     }
 
-    fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[String]) {
-        q.push(" IN (");
-        let mut list = q.separated(", ");
-        for id in ids {
-            list.push_bind(id.clone());
-        }
-        q.push(")");
-    }
-
-    async fn begin_migration(&self, pool: &SqlitePool) -> Result<Self::Migrating, StorageError> {
-        let mut tx = pool
+    async fn begin_migration(&self, pool: &SqlitePool) -> Result<Migrating<Sqlite>, StorageError> {
+        let tx = pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .context("opening the SQLite database")?;
-        tx.execute(CREATE_DJANGO_MIGRATIONS)
-            .await
-            .context("creating django_migrations")?;
-        Ok(tx)
-    }
-
-    async fn end_migration(&self, tx: Self::Migrating, ok: bool) -> Result<(), StorageError> {
-        if ok {
-            tx.commit().await.context("committing migrations")?;
-        }
-        Ok(())
+        Ok(Migrating::Transaction(tx))
     }
 
     fn migration_sql(m: &Migration) -> &'static str {
@@ -184,34 +160,6 @@ impl Dialect for SqliteDialect {
         tx: &mut SqliteConnection,
         batch: &Batch,
     ) -> Result<(), StorageError> {
-        for r in &batch.rows {
-            sqlx::query(
-                r#"INSERT INTO log_panel_log (id, "timestamp", level, logger_name, message, module, pathname, line_number, message_chunked, message_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
-            )
-            .bind(hex(r.id))
-            .bind(django_datetime(r.timestamp))
-            .bind(r.level.as_str())
-            .bind(&r.logger_name)
-            .bind(&r.message)
-            .bind(&r.module)
-            .bind(&r.pathname)
-            .bind(r.line_number)
-            .bind(r.message_chunked)
-            .bind(r.message_size)
-            .execute(&mut *tx)
-            .await
-            .context("inserting log rows")?;
-        }
-        for c in &batch.chunks {
-            sqlx::query(r#"INSERT INTO log_panel_log_message_chunk (id, log_id, "index", text) VALUES (?, ?, ?, ?)"#)
-                .bind(hex(c.id))
-                .bind(hex(c.log_id))
-                .bind(c.index)
-                .bind(&c.text)
-                .execute(&mut *tx)
-                .await
-                .context("inserting message chunks")?;
-        }
         for l in &batch.loggers {
             sqlx::query("INSERT INTO log_panel_logger (id, name) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
                 .bind(hex(Uuid::new_v4()))

@@ -22,7 +22,7 @@ pub use documents::{chunk_doc, row_doc};
 use documents::{date, hex};
 pub use uri::{MongoSettings, effective_uri};
 
-use super::{Backend, MigrationReport, StorageError};
+use super::{Backend, MigrationReport, Result, StorageError};
 use crate::pipeline::batch::{Aggregator, Batch, BucketTotals, LoggerTotals};
 #[cfg(test)]
 use crate::pipeline::batch::{Chunk, Row};
@@ -253,12 +253,7 @@ impl Backend for MongoBackend {
             .extend(ids.iter().filter(|id| !found.contains(id)));
         Ok(found)
     }
-    async fn delete_batch(
-        &self,
-        cutoff: DateTime<Utc>,
-        limit: usize,
-        tz: Tz,
-    ) -> Result<usize, StorageError> {
+    async fn delete_batch(&self, cutoff: DateTime<Utc>, limit: usize, tz: Tz) -> Result<usize> {
         self.retention_batch(cutoff, limit, tz).await
     }
 

@@ -5,46 +5,56 @@
 //! Adding a SQL database means one file that implements [`Dialect`].
 
 use super::schema::{APP, Migration, has_statements, pending};
-use super::{Backend, Context, MigrationReport, StorageError};
-use crate::pipeline::batch::{Aggregator, Batch, BucketTotals, LoggerTotals};
+use super::{Backend, Context, MigrationReport, Result, StorageError};
+use crate::pipeline::batch::{Aggregator, Batch, BucketTotals, Chunk, LoggerTotals, Row};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use sqlx::pool::{PoolConnection, PoolOptions};
 use sqlx::{
     AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
-    QueryBuilder, Row as _, Type,
+    QueryBuilder, Row as _, Transaction, Type, query::Query,
 };
 use std::collections::HashSet;
 use std::future::Future;
-use std::ops::DerefMut;
+use std::ops::{Deref, DerefMut};
+use std::str::FromStr;
+use std::time::Duration;
 use uuid::Uuid;
+
+mod insert;
+pub use insert::{Insert, Limits};
 
 /// A connection of the dialect's database (what a transaction dereferences to).
 pub type Conn<D> = <<D as Dialect>::DB as Database>::Connection;
 
 /// The SQL the shared algorithms send, in one dialect's quoting and placeholder style.
 pub struct Sql {
-    /// Binds the app label; returns the names of the applied migrations.
-    pub migrations_done: &'static str,
-    /// Binds app and name, and the time where [`Dialect::applied_at`] gives one.
-    pub record_migration: &'static str,
-    /// Binds an id; returns a row when `log_panel_log` has it.
-    pub contains_row: &'static str,
-    /// Returns the ids of `log_panel_log` rows; completed by [`Dialect::push_ids`].
+    /// Where given: tells whether `django_migrations` exists, so that it is created only when not.
+    pub has_django_migrations: Option<&'static str>,
+    /// Creates `django_migrations` as Django does.
+    pub create_django_migrations: &'static str,
+    /// Returns the ids of `log_panel_log` rows (`WHERE id` is completed by [`Dialect::push_ids`]).
     pub stored_ids: &'static str,
     /// Binds cutoff and limit; returns id, timestamp, level and logger name of the oldest rows.
     pub oldest_rows: &'static str,
-    /// Deletes message chunks by `log_id`; completed by [`Dialect::push_ids`].
-    pub delete_chunks: &'static str,
-    /// Deletes rows by `id`; completed by [`Dialect::push_ids`].
-    pub delete_rows: &'static str,
     /// Binds the cutoff; counts the rows older than it.
     pub count_older: &'static str,
+    /// Rows and chunks by multi-row `INSERT`s (see [`Dialect::limits`]); `None`: [`Dialect::write`]
+    /// writes them.
+    pub inserts: Option<RowInserts>,
     /// Retention's statements per counter; `None`: [`Dialect::subtract_in_bulk`] does it.
     pub subtract: Option<PerCounter>,
     /// Context of a failed `BEGIN`.
     pub begin_context: &'static str,
     /// Context of a failed ping.
     pub ping_context: &'static str,
+}
+
+/// The heads (all that precedes `VALUES`) of the `INSERT`s of rows and chunks, columns in the order
+/// of [`crate::pipeline::batch::Row`] and [`crate::pipeline::batch::Chunk`].
+pub struct RowInserts {
+    pub rows: &'static str,
+    pub chunks: &'static str,
 }
 
 /// Retention's subtraction, one statement per card and per bucket, in the order the counters
@@ -79,8 +89,6 @@ pub trait Dialect: Send + Sync + 'static {
     type Time: for<'q> Encode<'q, Self::DB> + for<'r> Decode<'r, Self::DB> + Type<Self::DB> + Send;
     /// What the server is, learned once (MySQL: its id column type and statement size).
     type Server: Copy + Send + Sync;
-    /// The connection a migration runs on: a transaction, or a session holding a lock.
-    type Migrating: DerefMut<Target = Conn<Self>> + Send;
 
     /// The shared algorithms' SQL text.
     const SQL: Sql;
@@ -104,20 +112,21 @@ pub trait Dialect: Send + Sync + 'static {
     fn time(ts: DateTime<Utc>) -> Self::Time;
     /// A datetime read back.
     fn utc(ts: Self::Time) -> DateTime<Utc>;
-    /// Completes `q` with the condition "in these ids" (a list, or an array where the database has them).
-    fn push_ids(q: &mut QueryBuilder<Self::DB>, ids: &[Self::Id]);
+    /// Completes `q` with the condition "in these ids": ` IN (…)`, or an array where the database has them.
+    fn push_ids(q: &mut QueryBuilder<Self::DB>, ids: &[Self::Id]) {
+        q.push(" IN (");
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id.clone());
+        }
+        q.push(")");
+    }
 
-    /// Connects for a migration, serialised against other collectors, with `django_migrations` made.
+    /// Connects for a migration, serialised against other collectors' migrations.
     fn begin_migration(
         &self,
         pool: &Pool<Self::DB>,
-    ) -> impl Future<Output = Result<Self::Migrating, StorageError>> + Send;
-    /// Ends a migration: commits (when `ok`) or releases the lock.
-    fn end_migration(
-        &self,
-        session: Self::Migrating,
-        ok: bool,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    ) -> impl Future<Output = Result<Migrating<Self::DB>, StorageError>> + Send;
     /// This database's DDL of a migration.
     fn migration_sql(m: &Migration) -> &'static str;
     /// The DDL cut into what one `execute` may send.
@@ -125,10 +134,19 @@ pub trait Dialect: Send + Sync + 'static {
         let _ = server;
         vec![sql.to_string()]
     }
-    /// The `applied` time to bind when recording a migration (`None`: the SQL says `now()`).
+    /// How large one multi-row `INSERT` may be; the default, no bytes, sends a row per statement.
+    fn limits(server: &Self::Server) -> Limits {
+        let _ = server;
+        Limits {
+            bytes: 0,
+            params: 65_535,
+        }
+    }
+    /// The `applied` time to bind when recording a migration (`None`: the server's `now()`).
     fn applied_at() -> Option<Self::Time>;
 
-    /// Writes the rows, chunks and counter increments of a batch inside the open transaction.
+    /// Writes what the shared `INSERT`s of [`Sql::inserts`] did not of a batch (the counter
+    /// increments, or everything), inside the open transaction.
     fn write(
         &self,
         server: Self::Server,
@@ -144,6 +162,69 @@ pub trait Dialect: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StorageError>> + Send {
         let _ = (tx, loggers, buckets);
         async { Ok(()) }
+    }
+}
+
+/// The connect options in a storage URL.
+pub(crate) fn parse_url<O: FromStr<Err = sqlx::Error>>(url: &str) -> Result<O> {
+    O::from_str(url).map_err(|e| StorageError::Url {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// A network database's pool: `writers` connections plus one for health checks, each waited for
+/// at most 3 s.
+pub(crate) fn writers_pool<DB: Database>(writers: usize) -> PoolOptions<DB> {
+    PoolOptions::new()
+        .max_connections(writers as u32 + 1)
+        .acquire_timeout(Duration::from_secs(3))
+}
+
+/// What logs say of a network database: engine and address, without the password.
+pub(crate) fn address(engine: &str, host: &str, port: u16, database: Option<&str>) -> String {
+    format!("{engine} {host}:{port}/{}", database.unwrap_or(""))
+}
+
+/// Runs `q` on `conn`; `what` says what failed.
+async fn execute<'q, DB: Database>(
+    conn: &mut DB::Connection,
+    q: Query<'q, DB, DB::Arguments>,
+    what: &'static str,
+) -> Result<(), StorageError>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    q.execute(conn).await.context(what)?;
+    Ok(())
+}
+
+/// The connection a migration runs on.
+pub enum Migrating<DB: Database> {
+    /// A transaction, committed when the migration succeeded (DDL is transactional).
+    Transaction(Transaction<'static, DB>),
+    /// A session holding a named lock, released by this statement at the end (DDL commits).
+    Locked(PoolConnection<DB>, &'static str),
+}
+
+impl<DB: Database> Deref for Migrating<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        match self {
+            Migrating::Transaction(tx) => tx,
+            Migrating::Locked(conn, _) => conn,
+        }
+    }
+}
+
+impl<DB: Database> DerefMut for Migrating<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        match self {
+            Migrating::Transaction(tx) => tx,
+            Migrating::Locked(conn, _) => conn,
+        }
     }
 }
 
@@ -165,7 +246,7 @@ impl<D: Dialect> SqlBackend<D> {
     }
 
     /// Starts a write transaction the dialect's way.
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, D::DB>, StorageError> {
+    async fn begin(&self) -> Result<Transaction<'static, D::DB>, StorageError> {
         match D::BEGIN {
             None => self.pool.begin().await,
             Some(begin) => self.pool.begin_with(begin).await,
@@ -182,6 +263,8 @@ where
     for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
     for<'r> String: Decode<'r, D::DB> + Type<D::DB>,
     for<'q> i64: Encode<'q, D::DB> + Decode<'q, D::DB> + Type<D::DB>,
+    for<'q> i32: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> bool: Encode<'q, D::DB> + Decode<'q, D::DB> + Type<D::DB>,
 {
     fn describe(&self) -> String {
         self.shown.clone()
@@ -192,8 +275,23 @@ where
         let mut session = self.dialect.begin_migration(&self.pool).await?;
         let conn: &mut Conn<D> = &mut session;
         let result = async {
-            let done: Vec<String> = sqlx::query(D::SQL.migrations_done)
-                .bind(APP)
+            let exists = match D::SQL.has_django_migrations {
+                Some(sql) => sqlx::query_scalar(sql)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .context("looking for django_migrations")?,
+                None => false,
+            };
+            if !exists {
+                sqlx::raw_sql(D::SQL.create_django_migrations)
+                    .execute(&mut *conn)
+                    .await
+                    .context("creating django_migrations")?;
+            }
+            let mut q = QueryBuilder::new("SELECT name FROM django_migrations WHERE app = ");
+            q.push_bind(APP);
+            let done: Vec<String> = q
+                .build()
                 .fetch_all(&mut *conn)
                 .await
                 .context("reading django_migrations")?
@@ -211,11 +309,16 @@ where
                             .context("applying a log_panel migration")?;
                     }
                 }
-                let mut record = sqlx::query(D::SQL.record_migration).bind(APP).bind(m.name);
-                if let Some(at) = D::applied_at() {
-                    record = record.bind(at);
-                }
-                record
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO django_migrations (app, name, applied) VALUES (",
+                );
+                q.push_bind(APP).push(", ").push_bind(m.name).push(", ");
+                match D::applied_at() {
+                    Some(at) => q.push_bind(at),
+                    None => q.push("now()"),
+                };
+                q.push(")")
+                    .build()
                     .execute(&mut *conn)
                     .await
                     .context("recording a migration in django_migrations")?;
@@ -224,21 +327,60 @@ where
             Ok(MigrationReport { applied })
         }
         .await;
-        self.dialect.end_migration(session, result.is_ok()).await?;
+        match session {
+            Migrating::Transaction(tx) if result.is_ok() => {
+                tx.commit().await.context("committing migrations")?
+            }
+            Migrating::Transaction(_) => {}
+            Migrating::Locked(mut conn, unlock) => {
+                let _ = sqlx::query(unlock).execute(&mut *conn).await;
+            }
+        }
         result
     }
 
     async fn write_batch(&self, batch: &Batch) -> Result<(), StorageError> {
         let server = self.dialect.server(&self.pool).await?;
         let mut tx = self.begin().await?;
+        if let Some(inserts) = &D::SQL.inserts {
+            let limits = D::limits(&server);
+            let row_size = |r: &Row| {
+                r.message.len() + r.logger_name.len() + r.module.len() + r.pathname.len() + 300
+            };
+            Insert::<D::DB>::new(inserts.rows, "", 10, "inserting log rows")
+                .run(&mut tx, limits, &batch.rows, row_size, |mut b, r| {
+                    b.push_bind(D::id(&server, r.id))
+                        .push_bind(D::time(r.timestamp))
+                        .push_bind(r.level.as_str())
+                        .push_bind(r.logger_name.as_str())
+                        .push_bind(r.message.as_str())
+                        .push_bind(r.module.as_str())
+                        .push_bind(r.pathname.as_str())
+                        .push_bind(r.line_number)
+                        .push_bind(r.message_chunked)
+                        .push_bind(r.message_size);
+                })
+                .await?;
+            let chunk_size = |c: &Chunk| c.text.len() + 100;
+            Insert::<D::DB>::new(inserts.chunks, "", 4, "inserting message chunks")
+                .run(&mut tx, limits, &batch.chunks, chunk_size, |mut b, c| {
+                    b.push_bind(D::id(&server, c.id))
+                        .push_bind(D::id(&server, c.log_id))
+                        .push_bind(c.index)
+                        .push_bind(c.text.as_str());
+                })
+                .await?;
+        }
         self.dialect.write(server, &mut tx, batch).await?;
         tx.commit().await.context("committing a batch")
     }
 
     async fn contains_row(&self, id: Uuid) -> Result<bool, StorageError> {
         let server = self.dialect.server(&self.pool).await?;
-        let found = sqlx::query(D::SQL.contains_row)
-            .bind(D::id(&server, id))
+        let mut q = QueryBuilder::new("SELECT 1 FROM log_panel_log WHERE id = ");
+        q.push_bind(D::id(&server, id));
+        let found = q
+            .build()
             .fetch_optional(&self.pool)
             .await
             .context("looking up a row")?;
@@ -262,12 +404,7 @@ where
         Ok(found)
     }
 
-    async fn delete_batch(
-        &self,
-        cutoff: DateTime<Utc>,
-        limit: usize,
-        tz: Tz,
-    ) -> Result<usize, StorageError> {
+    async fn delete_batch(&self, cutoff: DateTime<Utc>, limit: usize, tz: Tz) -> Result<usize> {
         let mut tx = self.begin().await?;
         let found = sqlx::query(D::SQL.oldest_rows)
             .bind(D::time(cutoff))
@@ -285,8 +422,11 @@ where
         }
         for part in ids.chunks(D::DELETE_IDS) {
             for (head, what) in [
-                (D::SQL.delete_chunks, "deleting old message chunks"),
-                (D::SQL.delete_rows, "deleting old rows"),
+                (
+                    "DELETE FROM log_panel_log_message_chunk WHERE log_id",
+                    "deleting old message chunks",
+                ),
+                ("DELETE FROM log_panel_log WHERE id", "deleting old rows"),
             ] {
                 let mut q = QueryBuilder::new(head);
                 D::push_ids(&mut q, part);
@@ -296,44 +436,32 @@ where
         let (loggers, buckets) = agg.finish();
         if let Some(s) = &D::SQL.subtract {
             for l in &loggers {
-                sqlx::query(s.card)
+                let name = l.name.as_str();
+                let card = sqlx::query(s.card)
                     .bind(l.total)
                     .bind(l.errors)
-                    .bind(l.warnings)
-                    .bind(l.name.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .context("subtracting from log cards")?;
-                sqlx::query(s.empty_card)
-                    .bind(l.name.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .context("removing empty log cards")?;
-                sqlx::query(s.last_seen)
-                    .bind(l.name.as_str())
-                    .bind(D::time(l.last_seen))
-                    .execute(&mut *tx)
-                    .await
-                    .context("updating last_seen")?;
+                    .bind(l.warnings);
+                execute(&mut tx, card.bind(name), "subtracting from log cards").await?;
+                let empty = sqlx::query(s.empty_card).bind(name);
+                execute(&mut tx, empty, "removing empty log cards").await?;
+                let seen = sqlx::query(s.last_seen)
+                    .bind(name)
+                    .bind(D::time(l.last_seen));
+                execute(&mut tx, seen, "updating last_seen").await?;
             }
             for b in &buckets {
-                sqlx::query(s.bucket)
+                let (name, at, unit) = (b.logger.as_str(), D::time(b.bucket), b.unit.as_str());
+                let counts = sqlx::query(s.bucket)
                     .bind(b.count)
                     .bind(b.errors)
-                    .bind(b.warnings)
-                    .bind(b.logger.as_str())
+                    .bind(b.warnings);
+                let bucket = counts.bind(name).bind(at).bind(unit);
+                execute(&mut tx, bucket, "subtracting from timeline buckets").await?;
+                let empty = sqlx::query(s.empty_bucket)
+                    .bind(name)
                     .bind(D::time(b.bucket))
-                    .bind(b.unit.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .context("subtracting from timeline buckets")?;
-                sqlx::query(s.empty_bucket)
-                    .bind(b.logger.as_str())
-                    .bind(D::time(b.bucket))
-                    .bind(b.unit.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .context("removing empty timeline buckets")?;
+                    .bind(unit);
+                execute(&mut tx, empty, "removing empty timeline buckets").await?;
             }
         } else {
             self.dialect

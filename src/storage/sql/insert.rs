@@ -1,0 +1,123 @@
+//! Multi-row `INSERT`s cut to a database's statement limits: the rows and chunks of MySQL and
+//! SQLite, and MySQL's counters, go through [`Insert`].
+
+use crate::storage::{Context, StorageError};
+use sqlx::query_builder::Separated;
+use sqlx::{Database, Executor, IntoArguments, QueryBuilder};
+use std::marker::PhantomData;
+
+/// How large one statement may be.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes (a row that is larger alone still goes, alone).
+    pub bytes: usize,
+    /// Placeholders.
+    pub params: usize,
+}
+
+/// Cuts rows of these sizes into multi-row statements under both limits.
+fn statement_sizes(
+    sizes: impl Iterator<Item = usize>,
+    params_per_row: usize,
+    limits: Limits,
+) -> Vec<usize> {
+    let mut out = Vec::new();
+    let (mut n, mut bytes) = (0usize, 0usize);
+    for s in sizes {
+        if n > 0 && (bytes + s > limits.bytes || (n + 1) * params_per_row > limits.params) {
+            out.push(n);
+            n = 0;
+            bytes = 0;
+        }
+        n += 1;
+        bytes += s;
+    }
+    if n > 0 {
+        out.push(n);
+    }
+    out
+}
+
+/// One multi-row `INSERT`: what precedes `VALUES`, what follows the rows, the placeholders per
+/// row, and the error context.
+pub struct Insert<DB> {
+    head: &'static str,
+    tail: &'static str,
+    params: usize,
+    what: &'static str,
+    db: PhantomData<fn() -> DB>,
+}
+
+impl<DB: Database> Insert<DB> {
+    /// An `INSERT` of `params` values per row.
+    pub const fn new(
+        head: &'static str,
+        tail: &'static str,
+        params: usize,
+        what: &'static str,
+    ) -> Self {
+        Insert {
+            head,
+            tail,
+            params,
+            what,
+            db: PhantomData,
+        }
+    }
+
+    /// Inserts `items` in as few statements as `limits` allow; `size` estimates a row's bytes,
+    /// `push` binds its values.
+    pub async fn run<T: Sync>(
+        &self,
+        tx: &mut DB::Connection,
+        limits: Limits,
+        items: &[T],
+        size: impl Fn(&T) -> usize,
+        mut push: impl FnMut(Separated<'_, DB, &'static str>, &T) + Send,
+    ) -> Result<(), StorageError>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        DB::Arguments: IntoArguments<DB>,
+    {
+        let mut rest = items.iter();
+        for n in statement_sizes(items.iter().map(size), self.params, limits) {
+            let mut q = QueryBuilder::<DB>::new(self.head);
+            q.push_values(rest.by_ref().take(n), &mut push);
+            q.push(self.tail);
+            q.build().execute(&mut *tx).await.context(self.what)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        bytes: 25,
+        params: 65_535,
+    };
+
+    #[test]
+    fn statements_respect_bytes_and_placeholders() {
+        assert_eq!(
+            statement_sizes([10, 10, 10, 10].into_iter(), 10, LIMITS),
+            vec![2, 2]
+        );
+        assert_eq!(
+            statement_sizes([100].into_iter(), 10, LIMITS),
+            vec![1],
+            "one oversized row still goes"
+        );
+        let many = statement_sizes(
+            std::iter::repeat_n(1, 10_000),
+            10,
+            Limits {
+                bytes: usize::MAX,
+                params: 65_535,
+            },
+        );
+        assert_eq!(many, vec![6553, 3447]);
+    }
+}
