@@ -184,6 +184,32 @@ fn bind_buckets<'q>(q: PgQuery<'q>, buckets: &'q [BucketTotals]) -> PgQuery<'q> 
     .bind(small(|x| x.warnings))
 }
 
+/// Retention: deletes the cards of these loggers that reached zero.
+const DELETE_EMPTY_CARDS: &str = "DELETE FROM log_panel_log_card c USING log_panel_logger l \
+    WHERE c.logger_id = l.id AND l.name = ANY($1) AND c.total <= 0";
+
+/// Retention: deletes the buckets of these loggers that reached zero.
+const DELETE_EMPTY_BUCKETS: &str = "DELETE FROM log_panel_log_timeline_bucket b USING log_panel_logger l \
+    WHERE b.logger_id = l.id AND l.name = ANY($1) AND b.log_count <= 0";
+
+/// Runs a subtraction, then deletes the counters of `names` that reached zero (`what`: the two
+/// error contexts).
+async fn subtract(
+    tx: &mut PgConnection,
+    subtraction: PgQuery<'_>,
+    delete_empty: &'static str,
+    names: &[&str],
+    what: [&'static str; 2],
+) -> Result<(), StorageError> {
+    subtraction.fetch_all(&mut *tx).await.context(what[0])?;
+    sqlx::query(delete_empty)
+        .bind(names)
+        .execute(&mut *tx)
+        .await
+        .context(what[1])?;
+    Ok(())
+}
+
 /// Sends `text` (COPY text format) with `copy`.
 async fn copy_in(
     tx: &mut PgConnection,
@@ -322,26 +348,15 @@ impl Dialect for PgDialect {
         buckets: &[BucketTotals],
     ) -> Result<(), StorageError> {
         let names: Vec<&str> = loggers.iter().map(|l| l.name.as_str()).collect();
-        bind_loggers(sqlx::query(SUBTRACT_CARDS), loggers)
-            .fetch_all(&mut *tx)
-            .await
-            .context("subtracting from log cards")?;
-        let empty = sqlx::query(
-            "DELETE FROM log_panel_log_card c USING log_panel_logger l \
-             WHERE c.logger_id = l.id AND l.name = ANY($1) AND c.total <= 0",
-        );
-        let what = "removing empty log cards";
-        empty.bind(&names).execute(&mut *tx).await.context(what)?;
-        bind_buckets(sqlx::query(SUBTRACT_BUCKETS), buckets)
-            .fetch_all(&mut *tx)
-            .await
-            .context("subtracting from timeline buckets")?;
-        let empty = sqlx::query(
-            "DELETE FROM log_panel_log_timeline_bucket b USING log_panel_logger l \
-             WHERE b.logger_id = l.id AND l.name = ANY($1) AND b.log_count <= 0",
-        );
-        let what = "removing empty timeline buckets";
-        empty.bind(&names).execute(&mut *tx).await.context(what)?;
+        let cards = bind_loggers(sqlx::query(SUBTRACT_CARDS), loggers);
+        let what = ["subtracting from log cards", "removing empty log cards"];
+        subtract(tx, cards, DELETE_EMPTY_CARDS, &names, what).await?;
+        let counts = bind_buckets(sqlx::query(SUBTRACT_BUCKETS), buckets);
+        let what = [
+            "subtracting from timeline buckets",
+            "removing empty timeline buckets",
+        ];
+        subtract(tx, counts, DELETE_EMPTY_BUCKETS, &names, what).await?;
         Ok(())
     }
 }
