@@ -9,19 +9,27 @@ use common::*;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The queue the attacked daemons run with, and the overhead docs/security.md promises on top.
 const QUEUE_BYTES: u64 = 16 << 20;
 const OVERHEAD: u64 = 64 << 20;
 
+/// An attacked daemon on SQLite: the process (its helpers in `common::daemon`), its directory and
+/// its database URL.
 struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    process: daemon::Daemon,
     _dir: tempfile::TempDir,
     db: String,
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = daemon::Daemon;
+
+    fn deref(&self) -> &daemon::Daemon {
+        &self.process
+    }
 }
 
 impl Daemon {
@@ -54,25 +62,13 @@ impl Daemon {
         ));
         std::fs::write(&cfg, text).unwrap();
         // Room for the descriptor floods.
-        let mut child = Command::new("sh")
-            .arg("-c")
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
             .arg("ulimit -n 65536 2>/dev/null || ulimit -n 16384; exec \"$0\" run --config \"$1\"")
             .arg(binary())
-            .arg(&cfg)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts the daemon");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for l in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(l);
-            }
-        });
+            .arg(&cfg);
         let d = Daemon {
-            child,
-            log,
+            process: daemon::Daemon::spawn(cmd),
             _dir: dir,
             db: format!("sqlite://{}", db.display()),
         };
@@ -81,42 +77,6 @@ impl Daemon {
             Duration::from_secs(30),
         );
         d
-    }
-
-    fn wait_line(&self, needle: &str, timeout: Duration) -> String {
-        self.wait_any(&[needle], timeout)
-    }
-
-    fn wait_any(&self, needles: &[&str], timeout: Duration) -> String {
-        let t0 = Instant::now();
-        loop {
-            let found = self
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| needles.iter().any(|n| l.contains(n)))
-                .cloned();
-            if let Some(l) = found {
-                return l;
-            }
-            assert!(
-                t0.elapsed() < timeout,
-                "no line with {needles:?} in:\n{}",
-                self.log.lock().unwrap().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn addr(&self, prefix: &str) -> SocketAddr {
-        let l = self.wait_line(prefix, Duration::from_secs(20));
-        l[l.find(prefix).unwrap() + prefix.len()..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
     }
 
     fn tcp(&self) -> SocketAddr {
@@ -188,13 +148,6 @@ impl Daemon {
             peak < QUEUE_BYTES + OVERHEAD,
             "{what}: peak RSS {peak} is over queue_bytes + overhead"
         );
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -3,94 +3,14 @@
 //! invalid config under load, and the metrics and health endpoints against what was sent and stored.
 
 mod common;
+use common::daemon::Daemon;
 use common::*;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A daemon process whose stderr is collected.
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Daemon {
-    fn spawn(mut cmd: Command) -> Daemon {
-        let mut child = cmd
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts the daemon");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        let reader = std::thread::spawn(move || {
-            for l in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(l);
-            }
-        });
-        Daemon {
-            child,
-            log,
-            reader: Some(reader),
-        }
-    }
-
-    /// Waits for a stderr line containing `needle`; returns it.
-    fn wait_line(&self, needle: &str, timeout: Duration) -> String {
-        let t0 = Instant::now();
-        loop {
-            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            assert!(
-                t0.elapsed() < timeout,
-                "no line with {needle:?} in:\n{}",
-                self.log.lock().unwrap().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn addr(&self, prefix: &str) -> SocketAddr {
-        let l = self.wait_line(prefix, Duration::from_secs(20));
-        l[l.find(prefix).unwrap() + prefix.len()..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-
-    fn signal(&self, sig: &str) {
-        run_ok(
-            Command::new("kill")
-                .arg(format!("-{sig}"))
-                .arg(self.child.id().to_string()),
-        );
-    }
-
-    fn stop(mut self) -> (bool, String) {
-        self.signal("TERM");
-        let ok = self.child.wait().unwrap().success();
-        // Every line it wrote: the reader ends at the end of the pipe.
-        self.reader.take().unwrap().join().unwrap();
-        let log = self.log.lock().unwrap().join("\n");
-        (ok, log)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // A failed test must not leave the daemon running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn write_config(path: &std::path::Path, body: &str) {
     std::fs::write(path, body).unwrap();

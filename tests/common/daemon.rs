@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub struct Daemon {
     pub child: Child,
     pub log: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -21,6 +22,11 @@ impl Daemon {
         cmd.arg("--config")
             .arg(config)
             .env("RUST_LOG", "info,sqlx=warn");
+        Daemon::spawn(cmd)
+    }
+
+    /// Runs `cmd` (the binary, or a wrapper that execs it) with its stderr collected.
+    pub fn spawn(mut cmd: Command) -> Daemon {
         let mut child = cmd
             .stderr(Stdio::piped())
             .spawn()
@@ -28,28 +34,55 @@ impl Daemon {
         let log = Arc::new(Mutex::new(Vec::new()));
         let lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for l in lines.map_while(Result::ok) {
                 sink.lock().unwrap().push(l);
             }
         });
-        Daemon { child, log }
+        Daemon {
+            child,
+            log,
+            reader: Some(reader),
+        }
     }
 
     /// Waits for a stderr line containing `needle`; returns it.
     pub fn wait_line(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_any(&[needle], timeout)
+    }
+
+    /// Waits for a stderr line containing any of `needles`; returns it.
+    pub fn wait_any(&self, needles: &[&str], timeout: Duration) -> String {
         let t0 = Instant::now();
         loop {
-            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return l.clone();
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| needles.iter().any(|n| l.contains(n)))
+                .cloned();
+            if let Some(l) = found {
+                return l;
             }
             assert!(
                 t0.elapsed() < timeout,
-                "no line with {needle:?} in:\n{}",
+                "no line with {needles:?} in:\n{}",
                 self.text()
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The address a "listening on …" line names after `prefix`.
+    pub fn addr(&self, prefix: &str) -> SocketAddr {
+        let l = self.wait_line(prefix, Duration::from_secs(20));
+        l[l.find(prefix).unwrap() + prefix.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     /// Lines containing `needle`.
@@ -89,6 +122,15 @@ impl Daemon {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// SIGTERM; waits for the exit and for every line it wrote. Returns (exited successfully, log).
+    pub fn stop(mut self) -> (bool, String) {
+        self.signal("TERM");
+        let ok = self.child.wait().unwrap().success();
+        // The reader ends at the end of the pipe.
+        self.reader.take().unwrap().join().unwrap();
+        (ok, self.text())
     }
 
     /// kill -9, and reap it.
