@@ -121,16 +121,12 @@ impl MongoBackend {
             }
         }
         let mut ids = HashMap::new();
-        let mut cur = loggers
+        let what = "reading logger ids";
+        let cur = loggers
             .find(doc! {"name": {"$in": names}})
             .await
-            .map_err(mongo_err("reading logger ids"))?;
-        while cur
-            .advance()
-            .await
-            .map_err(mongo_err("reading logger ids"))?
-        {
-            let d = cur.current();
+            .map_err(mongo_err(what))?;
+        for d in read_all(cur, what).await? {
             if let (Ok(n), Ok(i)) = (d.get_str("name"), d.get_str("id")) {
                 ids.entry(n.to_string()).or_insert_with(|| i.to_string());
             }
@@ -199,17 +195,13 @@ pub(super) async fn stored_ids(
     ids: &[String],
 ) -> Result<HashSet<String>, StorageError> {
     let mut stored = HashSet::new();
-    let mut cur = coll
+    let cur = coll
         .find(doc! {"id": {"$in": ids}})
         .projection(doc! {"id": 1, "_id": 0})
         .await
         .map_err(mongo_err("looking up stored documents"))?;
-    while cur
-        .advance()
-        .await
-        .map_err(mongo_err("reading stored ids"))?
-    {
-        if let Ok(id) = cur.current().get_str("id") {
+    for d in read_all(cur, "reading stored ids").await? {
+        if let Ok(id) = d.get_str("id") {
             stored.insert(id.to_string());
         }
     }

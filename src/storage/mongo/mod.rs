@@ -68,6 +68,15 @@ fn mongo_err(context: &'static str) -> impl FnOnce(mongodb::error::Error) -> Sto
     }
 }
 
+/// Every document left in `cur`, read to the end (`what`: the context of a failed read).
+async fn read_all(mut cur: mongodb::Cursor<Document>, what: &'static str) -> Result<Vec<Document>> {
+    let mut docs = Vec::new();
+    while cur.advance().await.map_err(mongo_err(what))? {
+        docs.push(cur.deserialize_current().map_err(mongo_err(what))?);
+    }
+    Ok(docs)
+}
+
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     match &*e.kind {
         ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
@@ -137,17 +146,14 @@ impl Backend for MongoBackend {
     async fn migrate(&self) -> Result<MigrationReport, StorageError> {
         let db = self.db().await?;
         let migrations = db.collection::<Document>("django_migrations");
-        let mut done = HashSet::new();
-        let mut cur = migrations
+        let what = "reading django_migrations";
+        let cur = migrations
             .find(doc! {"app": super::schema::APP})
             .await
-            .map_err(mongo_err("reading django_migrations"))?;
-        while cur
-            .advance()
-            .await
-            .map_err(mongo_err("reading django_migrations"))?
-        {
-            if let Ok(n) = cur.current().get_str("name") {
+            .map_err(mongo_err(what))?;
+        let mut done = HashSet::new();
+        for d in read_all(cur, what).await? {
+            if let Ok(n) = d.get_str("name") {
                 done.insert(n.to_string());
             }
         }

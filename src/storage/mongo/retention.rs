@@ -37,21 +37,12 @@ impl MongoBackend {
         // A journal of passes: one that subtracted its counters but did not get to delete its rows
         // (the server went away) is finished first, without subtracting again.
         let journal = db.collection::<Document>(JOURNAL);
-        let mut leftovers = Vec::new();
-        let mut cur = journal
+        let what = "reading the retention journal";
+        let cur = journal
             .find(doc! {"subtracted": true})
             .await
-            .map_err(mongo_err("reading the retention journal"))?;
-        while cur
-            .advance()
-            .await
-            .map_err(mongo_err("reading the retention journal"))?
-        {
-            let d = cur
-                .deserialize_current()
-                .map_err(mongo_err("reading the retention journal"))?;
-            leftovers.push(d);
-        }
+            .map_err(mongo_err(what))?;
+        let leftovers = read_all(cur, what).await?;
         let mut finished = 0;
         for d in leftovers {
             let ids: Vec<&str> = d
