@@ -93,18 +93,9 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
 
     fn rec(level: Level, name: &str, msg: &str) -> Record {
-        Record {
-            timestamp: Utc::now(),
-            level,
-            logger_name: name.into(),
-            module: String::new(),
-            pathname: String::new(),
-            line_number: 0,
-            message: msg.into(),
-        }
+        Record::sample(level, name, msg)
     }
 
     #[test]

@@ -209,6 +209,22 @@ pub fn split_message(message: &str, preview_len: usize, chunk_len: usize) -> Spl
 }
 
 #[cfg(test)]
+impl Record {
+    /// A record for tests: now, at `level`, from `logger`, with no source location.
+    pub(crate) fn sample(level: Level, logger: &str, message: impl Into<String>) -> Record {
+        Record {
+            timestamp: Utc::now(),
+            level,
+            logger_name: logger.into(),
+            module: String::new(),
+            pathname: String::new(),
+            line_number: 0,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

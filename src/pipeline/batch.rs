@@ -338,12 +338,7 @@ mod tests {
     fn rec(ts: &str, level: Level, name: &str, msg: &str) -> Record {
         Record {
             timestamp: ts.parse().unwrap(),
-            level,
-            logger_name: name.into(),
-            module: String::new(),
-            pathname: String::new(),
-            line_number: 0,
-            message: msg.into(),
+            ..Record::sample(level, name, msg)
         }
     }
 
@@ -413,39 +408,36 @@ mod tests {
     #[test]
     fn buckets_in_django_time_zone() {
         let vienna = chrono_tz::Europe::Vienna;
-        let ts: DateTime<Utc> = "2026-11-26T23:30:00Z".parse().unwrap(); // 00:30 on the 27th in Vienna
-        assert_eq!(
-            day_start(ts, vienna).to_rfc3339(),
-            "2026-11-26T23:00:00+00:00"
-        );
-        assert_eq!(
-            hour_start(ts, vienna).to_rfc3339(),
-            "2026-11-26T23:00:00+00:00"
-        );
         let kolkata = chrono_tz::Asia::Kolkata;
+        let start = |f: fn(DateTime<Utc>, Tz) -> DateTime<Utc>, ts: &str, tz: Tz| {
+            f(ts.parse().unwrap(), tz).to_rfc3339()
+        };
+        // 23:30 UTC is 00:30 on the 27th in Vienna.
+        let late = "2026-11-26T23:30:00Z";
+        assert_eq!(start(day_start, late, vienna), "2026-11-26T23:00:00+00:00");
+        assert_eq!(start(hour_start, late, vienna), "2026-11-26T23:00:00+00:00");
         assert_eq!(
-            hour_start(ts, kolkata).to_rfc3339(),
+            start(hour_start, late, kolkata),
             "2026-11-26T23:30:00+00:00"
         );
         // Summer time: Vienna is UTC+2, midnight is 22:00 UTC the day before.
-        let summer: DateTime<Utc> = "2026-07-01T12:00:00Z".parse().unwrap();
+        let summer = "2026-07-01T12:00:00Z";
         assert_eq!(
-            day_start(summer, vienna).to_rfc3339(),
+            start(day_start, summer, vienna),
             "2026-06-30T22:00:00+00:00"
         );
         // Fall-back day (25 Oct 2026): 02:30 local happens twice; each keeps its own hour.
-        let first: DateTime<Utc> = "2026-10-25T00:30:00Z".parse().unwrap();
-        let second: DateTime<Utc> = "2026-10-25T01:30:00Z".parse().unwrap();
+        let (first, second) = ("2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z");
         assert_eq!(
-            hour_start(first, vienna).to_rfc3339(),
+            start(hour_start, first, vienna),
             "2026-10-25T00:00:00+00:00"
         );
         assert_eq!(
-            hour_start(second, vienna).to_rfc3339(),
+            start(hour_start, second, vienna),
             "2026-10-25T01:00:00+00:00"
         );
         assert_eq!(
-            day_start(second, vienna).to_rfc3339(),
+            start(day_start, second, vienna),
             "2026-10-24T22:00:00+00:00"
         );
     }

@@ -370,18 +370,9 @@ impl Ticket {
 mod tests {
     use super::*;
     use crate::record::Level;
-    use chrono::Utc;
 
     fn rec(n: usize) -> Record {
-        Record {
-            timestamp: Utc::now(),
-            level: Level::Info,
-            logger_name: "t".into(),
-            module: String::new(),
-            pathname: String::new(),
-            line_number: 0,
-            message: "x".repeat(n),
-        }
+        Record::sample(Level::Info, "t", "x".repeat(n))
     }
 
     #[tokio::test]

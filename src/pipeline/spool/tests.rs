@@ -4,13 +4,8 @@ use crate::record::Level;
 
 fn rec(i: usize, n: usize) -> Record {
     Record {
-        timestamp: chrono::Utc::now(),
-        level: Level::Info,
-        logger_name: "t".into(),
-        module: String::new(),
-        pathname: String::new(),
         line_number: i as i32,
-        message: format!("{i}:{}", "x".repeat(n)),
+        ..Record::sample(Level::Info, "t", format!("{i}:{}", "x".repeat(n)))
     }
 }
 

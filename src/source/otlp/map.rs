@@ -61,32 +61,28 @@ fn write_json(out: &mut String, v: &AnyValue) {
             }
             out.push('"');
         }
-        Some(Value::ArrayValue(a)) => {
-            out.push('[');
-            for (i, x) in a.values.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json(out, x);
+        Some(Value::ArrayValue(a)) => write_list(out, ['[', ']'], &a.values, write_json),
+        Some(Value::KvlistValue(kv)) => write_list(out, ['{', '}'], &kv.values, |out, x| {
+            out.push_str(&serde_json::Value::from(x.key.as_str()).to_string());
+            out.push(':');
+            match &x.value {
+                Some(v) => write_json(out, v),
+                None => out.push_str("null"),
             }
-            out.push(']');
-        }
-        Some(Value::KvlistValue(kv)) => {
-            out.push('{');
-            for (i, x) in kv.values.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::Value::from(x.key.as_str()).to_string());
-                out.push(':');
-                match &x.value {
-                    Some(v) => write_json(out, v),
-                    None => out.push_str("null"),
-                }
-            }
-            out.push('}');
-        }
+        }),
     }
+}
+
+/// Writes `items` comma-separated between the two `brackets`.
+fn write_list<T>(out: &mut String, brackets: [char; 2], items: &[T], each: fn(&mut String, &T)) {
+    out.push(brackets[0]);
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        each(out, x);
+    }
+    out.push(brackets[1]);
 }
 
 fn attr<'a>(attrs: &'a [KeyValue], keys: &[&str]) -> Option<&'a AnyValue> {
