@@ -2,6 +2,7 @@
 //! batches, each batch's counters subtracted in the same transaction, so the dashboard never blanks
 //! and concurrent ingestion loses no increments.
 
+use crate::settings::SECOND;
 use crate::storage::{Backend, StorageError};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -34,7 +35,7 @@ impl crate::settings::Section for RetentionConfig {
         p.duration_range(
             "interval",
             self.interval,
-            Duration::from_secs(1),
+            SECOND,
             crate::settings::MAX_DURATION,
         );
         p.range("batch", self.batch, 1, 1_000_000);

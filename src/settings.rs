@@ -8,6 +8,19 @@ use serde::{Deserialize, Deserializer, de};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Bounds for [`Problems::duration_range`], so that a check reads as one line.
+pub const MILLISECOND: Duration = Duration::from_millis(1);
+/// See [`MILLISECOND`].
+pub const TENTH_SECOND: Duration = Duration::from_millis(100);
+/// See [`MILLISECOND`].
+pub const SECOND: Duration = Duration::from_secs(1);
+/// See [`MILLISECOND`].
+pub const MINUTE: Duration = Duration::from_secs(60);
+/// See [`MILLISECOND`].
+pub const HOUR: Duration = Duration::from_secs(3600);
+/// See [`MILLISECOND`].
+pub const DAY: Duration = Duration::from_secs(86400);
+
 /// One problem in a config file, tied to its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyError {

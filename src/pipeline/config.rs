@@ -1,6 +1,6 @@
 //! `[batch]`: queue size, batch size and age, parallel writers, and the retry policy of delivery.
 
-use crate::settings::{self, Problems, Section};
+use crate::settings::{self, DAY, HOUR, MILLISECOND, Problems, Section};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -40,30 +40,15 @@ impl Section for BatchConfig {
 
     fn check(&self, p: &mut Problems<'_>) {
         p.range("max_records", self.max_records, 1, 1_000_000);
-        p.duration_range(
-            "max_delay",
-            self.max_delay,
-            Duration::from_millis(1),
-            Duration::from_secs(3600),
-        );
+        p.duration_range("max_delay", self.max_delay, MILLISECOND, HOUR);
         if self.queue_bytes < 1 << 20 {
             p.key("queue_bytes", "must be at least 1048576 (1 MiB)");
         } else if self.queue_bytes > 1 << 40 {
             p.key("queue_bytes", "must be at most 1 TiB");
         }
         p.range("writers", self.writers, 1, 64);
-        p.duration_range(
-            "retry_initial",
-            self.retry_initial,
-            Duration::from_millis(1),
-            Duration::from_secs(3600),
-        );
-        p.duration_range(
-            "retry_max",
-            self.retry_max,
-            Duration::from_millis(1),
-            Duration::from_secs(86400),
-        );
+        p.duration_range("retry_initial", self.retry_initial, MILLISECOND, HOUR);
+        p.duration_range("retry_max", self.retry_max, MILLISECOND, DAY);
         if self.retry_initial > self.retry_max {
             p.key("retry_initial", "must not be longer than retry_max");
         }

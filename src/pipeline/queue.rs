@@ -375,6 +375,13 @@ mod tests {
         Record::sample(Level::Info, "t", "x".repeat(n))
     }
 
+    /// Takes the next batch (up to 10 records) and releases it: how many records it had.
+    async fn take(rx: &mut QueueReceiver) -> usize {
+        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
+        t.release();
+        b.len()
+    }
+
     #[tokio::test]
     async fn full_queue_refuses_then_accepts_after_release() {
         let (tx, mut rx) = bounded(4096);
@@ -399,14 +406,10 @@ mod tests {
         let waiter = tokio::spawn(async move { tx2.push(rec(1500)).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished());
-        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
-        assert_eq!(b.len(), 1);
-        t.release();
+        assert_eq!(take(&mut rx).await, 1);
         waiter.await.unwrap().unwrap();
         drop(tx);
-        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
-        assert_eq!(b.len(), 1);
-        t.release();
+        assert_eq!(take(&mut rx).await, 1);
         assert!(rx.next_batch(10, Duration::from_millis(1)).await.is_none());
     }
 
@@ -422,16 +425,12 @@ mod tests {
             .unwrap_err();
         assert_eq!(err, PushAllError::Full);
         assert_eq!(tx.depth().0, 2, "nothing of the refused request was queued");
-        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
-        assert_eq!(b.len(), 2);
-        t.release();
+        assert_eq!(take(&mut rx).await, 2);
         // Larger than the whole cap: still accepted once the queue is empty.
         tx.push_all(vec![rec(3000), rec(3000)], Duration::from_millis(10))
             .await
             .unwrap();
-        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
-        assert_eq!(b.len(), 2);
-        t.release();
+        assert_eq!(take(&mut rx).await, 2);
         assert_eq!(tx.depth(), (0, 0));
     }
 
@@ -453,9 +452,7 @@ mod tests {
         assert!(other.try_add(rec(4500)).unwrap().is_some(), "no room now");
         drop(r);
         tx.try_push(rec(5000)).unwrap();
-        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
-        assert_eq!(b.len(), 1);
-        t.release();
+        assert_eq!(take(&mut rx).await, 1);
         let mut r = tx.reservation();
         assert!(r.try_add(rec(3000)).unwrap().is_none());
         let held = tx.reservation();
@@ -470,9 +467,7 @@ mod tests {
             Err(ReserveError::Full)
         );
         r.commit().unwrap();
-        let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
-        assert_eq!(b.len(), 2);
-        t.release();
+        assert_eq!(take(&mut rx).await, 2);
         assert_eq!(tx.depth(), (0, 0));
     }
 

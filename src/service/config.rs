@@ -1,6 +1,6 @@
 //! `[service]`: the daemon's own endpoints and log, and how long stopping may take.
 
-use crate::settings::{self, Problems, Section};
+use crate::settings::{self, DAY, Problems, SECOND, Section};
 use serde::{Deserialize, Deserializer, de};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -34,12 +34,7 @@ impl Section for ServiceConfig {
     const NAME: &'static str = "service";
 
     fn check(&self, p: &mut Problems<'_>) {
-        p.duration_range(
-            "shutdown_timeout",
-            self.shutdown_timeout,
-            Duration::from_secs(1),
-            Duration::from_secs(86400),
-        );
+        p.duration_range("shutdown_timeout", self.shutdown_timeout, SECOND, DAY);
     }
 }
 

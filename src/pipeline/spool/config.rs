@@ -1,7 +1,7 @@
 //! `[spool]`: where the disk spool lives, how much it may hold, and when it syncs.
 
 use super::{SpoolSettings, SyncPolicy};
-use crate::settings::{self, Problems, Section};
+use crate::settings::{self, MILLISECOND, MINUTE, Problems, Section};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -85,12 +85,7 @@ impl Section for SpoolConfig {
         if self.max_bytes < 1 << 20 {
             p.key("max_bytes", "must be at least 1048576 (1 MiB)");
         }
-        p.duration_range(
-            "sync_interval",
-            self.sync_interval,
-            Duration::from_millis(1),
-            Duration::from_secs(60),
-        );
+        p.duration_range("sync_interval", self.sync_interval, MILLISECOND, MINUTE);
     }
 }
 

@@ -18,14 +18,23 @@ fn settings(dir: &Path, sync: SyncPolicy) -> SpoolSettings {
     }
 }
 
+/// What the reader gives next: up to 50 records, `Idle` after `idle` without any.
+async fn next(r: &mut SpoolReader, idle: Duration) -> Next {
+    r.next(50, Duration::from_millis(5), idle).await
+}
+
+/// Commits everything taken.
+fn commit_all(spool: &Spool, got: &[Taken]) {
+    for t in got {
+        spool.committed(&t.marks);
+    }
+}
+
 async fn take_all(r: &mut SpoolReader, want: usize) -> Vec<Taken> {
     let mut got = Vec::new();
     let mut n = 0;
     while n < want {
-        match r
-            .next(50, Duration::from_millis(5), Duration::from_secs(5))
-            .await
-        {
+        match next(r, Duration::from_secs(5)).await {
             Next::Batch(t) => {
                 n += t.records.len();
                 got.push(t);
@@ -61,15 +70,11 @@ async fn records_come_back_in_order_and_committed_segments_go() {
     assert!(back.iter().zip(&records).all(|(a, b)| *a == b));
     assert!(got.iter().all(|t| !t.replayed));
     assert!(spool.segments() > 5, "4 KiB segments rotate");
-    for t in &got {
-        spool.committed(&t.marks);
-    }
+    commit_all(&spool, &got);
     assert_eq!(spool.segments(), 1, "only the current segment is left");
     spool.close().await;
     assert!(matches!(
-        reader
-            .next(50, Duration::from_millis(5), Duration::from_secs(5))
-            .await,
+        next(&mut reader, Duration::from_secs(5)).await,
         Next::Closed
     ));
     assert_eq!(
@@ -136,14 +141,10 @@ async fn uncommitted_records_are_replayed_with_their_ids_and_damage_is_skipped()
     assert!(got.iter().all(|t| t.replayed));
     assert_eq!(stats.spool_cut_records.get(), 2);
     assert_eq!(stats.spool_replayed.get(), 98);
-    for t in &got {
-        spool.committed(&t.marks);
-    }
+    commit_all(&spool, &got);
     // Reading on past the last old segment marks them all done.
     assert!(matches!(
-        reader
-            .next(50, Duration::from_millis(5), Duration::from_millis(20))
-            .await,
+        next(&mut reader, Duration::from_millis(20)).await,
         Next::Idle
     ));
     assert_eq!(
@@ -181,9 +182,7 @@ async fn a_full_spool_refuses_requests_and_drops_datagrams_until_room_is_given_b
     assert!(!waiting.is_finished(), "a stream source waits for room");
     let mut reader = spool.reader();
     let got = take_all(&mut reader, 2).await;
-    for t in &got {
-        spool.committed(&t.marks);
-    }
+    commit_all(&spool, &got);
     // Committed records free their bytes: the stream source goes on.
     tokio::time::timeout(Duration::from_secs(5), waiting)
         .await

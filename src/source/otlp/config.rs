@@ -1,7 +1,7 @@
 //! `[otlp]`: the gRPC and HTTP listeners and the limits that keep one request, or many at once, from
 //! taking more memory than the queue is allowed (docs/security.md).
 
-use crate::settings::{self, Problems, Section};
+use crate::settings::{self, DAY, HOUR, MILLISECOND, Problems, Section, TENTH_SECOND};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -79,12 +79,7 @@ impl Section for OtlpConfig {
 
     fn check(&self, p: &mut Problems<'_>) {
         p.range("max_message_bytes", self.max_message_bytes, 1024, 1 << 30);
-        p.duration_range(
-            "queue_wait",
-            self.queue_wait,
-            Duration::from_millis(1),
-            Duration::from_secs(3600),
-        );
+        p.duration_range("queue_wait", self.queue_wait, MILLISECOND, HOUR);
         p.range(
             "max_concurrent_requests",
             self.max_concurrent_requests,
@@ -97,12 +92,7 @@ impl Section for OtlpConfig {
             ("body_timeout", self.body_timeout),
             ("keepalive", self.keepalive),
         ] {
-            p.duration_range(
-                key,
-                d,
-                Duration::from_millis(100),
-                Duration::from_secs(86400),
-            );
+            p.duration_range(key, d, TENTH_SECOND, DAY);
         }
         p.range(
             "max_attribute_bytes",

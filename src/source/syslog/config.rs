@@ -2,7 +2,7 @@
 //! from taking the daemon's memory (docs/security.md).
 
 use super::template::LoggerTemplate;
-use crate::settings::{self, Problems, Section};
+use crate::settings::{self, HOUR, Problems, Section, TENTH_SECOND};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -75,12 +75,7 @@ impl Section for SyslogConfig {
         }
         p.range("udp_recv_buffer", self.udp_recv_buffer, 0, 1 << 30);
         p.range("max_connections", self.max_connections, 1, 1_000_000);
-        p.duration_range(
-            "frame_timeout",
-            self.frame_timeout,
-            Duration::from_millis(100),
-            Duration::from_secs(3600),
-        );
+        p.duration_range("frame_timeout", self.frame_timeout, TENTH_SECOND, HOUR);
         p.range(
             "max_pending_bytes",
             self.max_pending_bytes,
