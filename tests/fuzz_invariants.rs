@@ -10,12 +10,15 @@
 #[allow(dead_code)]
 mod lpc_fuzz;
 
+#[path = "../src/source/otlp/test_requests.rs"]
+mod test_requests;
+use test_requests::{kv, s};
+
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value::Value,
+    AnyValue, ArrayValue, KeyValueList, any_value::Value,
 };
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -236,18 +239,6 @@ const SYSLOG_LINES: &[&[u8]] = &[
     b"<13>\r\n",
 ];
 
-fn kv(k: &str, v: Value) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    }
-}
-
-fn s(x: &str) -> Value {
-    Value::StringValue(x.into())
-}
-
 fn otlp_requests() -> Vec<ExportLogsServiceRequest> {
     let python = LogRecord {
         time_unix_nano: 1_764_244_800_123_456_789,
@@ -315,26 +306,10 @@ fn otlp_requests() -> Vec<ExportLogsServiceRequest> {
         event_name: "event with space".into(),
         ..Default::default()
     };
-    let request =
-        |service: Option<&str>, scope: &str, records: Vec<LogRecord>| ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                resource: Some(Resource {
-                    attributes: service
-                        .map(|n| vec![kv("service.name", s(n)), kv("host", s("web 1"))])
-                        .unwrap_or_default(),
-                    ..Default::default()
-                }),
-                scope_logs: vec![ScopeLogs {
-                    scope: Some(InstrumentationScope {
-                        name: scope.into(),
-                        ..Default::default()
-                    }),
-                    log_records: records,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
+    let request = |service: Option<&str>, scope: &str, records: Vec<LogRecord>| {
+        let resource = service.map(|n| vec![kv("service.name", s(n)), kv("host", s("web 1"))]);
+        test_requests::request(resource.unwrap_or_default(), scope, records)
+    };
     vec![
         ExportLogsServiceRequest::default(),
         request(Some("shop"), "app.views", vec![python.clone()]),

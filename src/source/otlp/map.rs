@@ -272,43 +272,13 @@ fn record(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_requests::{self, kv, s};
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{ArrayValue, InstrumentationScope, KeyValueList};
-    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
-    use opentelemetry_proto::tonic::resource::v1::Resource;
-
-    fn kv(k: &str, v: Value) -> KeyValue {
-        KeyValue {
-            key: k.into(),
-            value: Some(AnyValue { value: Some(v) }),
-            ..Default::default()
-        }
-    }
-
-    fn s(x: &str) -> Value {
-        Value::StringValue(x.into())
-    }
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
 
     fn request(scope: &str, service: Option<&str>, lr: LogRecord) -> ExportLogsServiceRequest {
-        ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                resource: Some(Resource {
-                    attributes: service
-                        .map(|n| vec![kv("service.name", s(n))])
-                        .unwrap_or_default(),
-                    ..Default::default()
-                }),
-                scope_logs: vec![ScopeLogs {
-                    scope: Some(InstrumentationScope {
-                        name: scope.into(),
-                        ..Default::default()
-                    }),
-                    log_records: vec![lr],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        }
+        let resource = service.map(|n| vec![kv("service.name", s(n))]);
+        test_requests::request(resource.unwrap_or_default(), scope, vec![lr])
     }
 
     #[test]

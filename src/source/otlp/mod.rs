@@ -8,6 +8,8 @@ pub mod grpc;
 pub mod http;
 pub mod limits;
 pub mod map;
+#[cfg(test)]
+pub(crate) mod test_requests;
 
 use crate::context::ContextLimits;
 use crate::pipeline::intake::{Intake, Offer, SubmitAllError};
