@@ -232,6 +232,7 @@ impl Dialect for MySqlDialect {
         Limits {
             bytes: server.max_statement,
             params: 65_535,
+            rows: None,
         }
     }
 

@@ -3,7 +3,7 @@
 //! transaction per batch.
 
 use super::schema::Migration;
-use super::sql::{Dialect, Migrating, Sql, SqlBackend, address, parse_url, writers_pool};
+use super::sql::{Dialect, Limits, Migrating, Sql, SqlBackend, address, parse_url, writers_pool};
 use super::{Context, StorageError};
 use crate::pipeline::batch::{Batch, BucketTotals, LoggerTotals};
 use chrono::{DateTime, Utc};
@@ -282,6 +282,15 @@ impl Dialect for PgDialect {
 
     fn migration_sql(m: &Migration) -> &'static str {
         m.postgres
+    }
+
+    /// Unused: rows and chunks go by COPY.
+    fn limits(_: &()) -> Limits {
+        Limits {
+            bytes: usize::MAX,
+            params: 65_535,
+            rows: None,
+        }
     }
 
     fn applied_at() -> Option<DateTime<Utc>> {

@@ -2,6 +2,7 @@
 //! SQLite, and MySQL's counters, go through [`Insert`].
 
 use crate::storage::{Context, StorageError};
+use sqlx::database::HasStatementCache;
 use sqlx::query_builder::Separated;
 use sqlx::{Database, Executor, IntoArguments, QueryBuilder};
 use std::marker::PhantomData;
@@ -13,6 +14,10 @@ pub struct Limits {
     pub bytes: usize,
     /// Placeholders.
     pub params: usize,
+    /// Rows, where the database wants few; then only statements of exactly this many rows are kept
+    /// prepared (the shorter last one of a batch would fill the statement cache with one-off shapes).
+    /// `None`: as many as the other limits allow, every statement kept prepared.
+    pub rows: Option<usize>,
 }
 
 /// Cuts rows of these sizes into multi-row statements under both limits.
@@ -24,7 +29,8 @@ fn statement_sizes(
     let mut out = Vec::new();
     let (mut n, mut bytes) = (0usize, 0usize);
     for s in sizes {
-        if n > 0 && (bytes + s > limits.bytes || (n + 1) * params_per_row > limits.params) {
+        let full = limits.rows.is_some_and(|rows| n >= rows);
+        if n > 0 && (full || bytes + s > limits.bytes || (n + 1) * params_per_row > limits.params) {
             out.push(n);
             n = 0;
             bytes = 0;
@@ -48,7 +54,7 @@ pub struct Insert<DB> {
     db: PhantomData<fn() -> DB>,
 }
 
-impl<DB: Database> Insert<DB> {
+impl<DB: Database + HasStatementCache> Insert<DB> {
     /// An `INSERT` of `params` values per row.
     pub const fn new(
         head: &'static str,
@@ -84,7 +90,12 @@ impl<DB: Database> Insert<DB> {
             let mut q = QueryBuilder::<DB>::new(self.head);
             q.push_values(rest.by_ref().take(n), &mut push);
             q.push(self.tail);
-            q.build().execute(&mut *tx).await.context(self.what)?;
+            let prepared = limits.rows.is_none_or(|rows| n == rows);
+            q.build()
+                .persistent(prepared)
+                .execute(&mut *tx)
+                .await
+                .context(self.what)?;
         }
         Ok(())
     }
@@ -97,6 +108,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         bytes: 25,
         params: 65_535,
+        rows: None,
     };
 
     #[test]
@@ -110,14 +122,17 @@ mod tests {
             vec![1],
             "one oversized row still goes"
         );
-        let many = statement_sizes(
-            std::iter::repeat_n(1, 10_000),
-            10,
-            Limits {
-                bytes: usize::MAX,
-                params: 65_535,
-            },
-        );
+        let unlimited = Limits {
+            bytes: usize::MAX,
+            ..LIMITS
+        };
+        let many = statement_sizes(std::iter::repeat_n(1, 10_000), 10, unlimited);
         assert_eq!(many, vec![6553, 3447]);
+        let rows = Limits {
+            rows: Some(200),
+            ..unlimited
+        };
+        let few = statement_sizes(std::iter::repeat_n(1, 450), 10, rows);
+        assert_eq!(few, vec![200, 200, 50], "at most `rows` rows a statement");
     }
 }

@@ -9,6 +9,7 @@ use super::{Backend, Context, MigrationReport, Result, StorageError};
 use crate::pipeline::batch::{Aggregator, Batch, BucketTotals, Chunk, LoggerTotals, Row};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use sqlx::database::HasStatementCache;
 use sqlx::pool::{PoolConnection, PoolOptions};
 use sqlx::{
     AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
@@ -76,7 +77,7 @@ pub struct PerCounter {
 /// What one SQL database does its own way. The shared algorithms are in [`SqlBackend`].
 pub trait Dialect: Send + Sync + 'static {
     /// The sqlx driver.
-    type DB: Database;
+    type DB: Database + HasStatementCache;
     /// An id as bound and read back: a `uuid` where the column is one, else Django's text form.
     type Id: for<'q> Encode<'q, Self::DB>
         + for<'r> Decode<'r, Self::DB>
@@ -134,14 +135,8 @@ pub trait Dialect: Send + Sync + 'static {
         let _ = server;
         vec![sql.to_string()]
     }
-    /// How large one multi-row `INSERT` may be; the default, no bytes, sends a row per statement.
-    fn limits(server: &Self::Server) -> Limits {
-        let _ = server;
-        Limits {
-            bytes: 0,
-            params: 65_535,
-        }
-    }
+    /// How large one multi-row `INSERT` of [`Sql::inserts`] may be.
+    fn limits(server: &Self::Server) -> Limits;
     /// The `applied` time to bind when recording a migration (`None`: the server's `now()`).
     fn applied_at() -> Option<Self::Time>;
 
