@@ -3,7 +3,7 @@
 //! as Django stores them: MariaDB >= 10.7 has a native `uuid` column (Django 5+ uses it), MySQL
 //! `char(32)` hex; datetimes are naive UTC `datetime(6)`.
 
-use super::schema::Migration;
+use super::schema::Engine;
 use super::sql::{
     Dialect, Insert, Limits, Migrating, PerCounter, RowInserts, Sql, SqlBackend, address,
     parse_url, writers_pool,
@@ -122,6 +122,7 @@ impl Dialect for MySqlDialect {
     type Time = NaiveDateTime;
     type Server = Server;
 
+    const ENGINE: Engine = Engine::MySql;
     const SQL: Sql = Sql {
         has_django_migrations: None,
         create_django_migrations: CREATE_DJANGO_MIGRATIONS,
@@ -205,10 +206,6 @@ impl Dialect for MySqlDialect {
             conn,
             "SELECT RELEASE_LOCK('log_panel_collector_migrate')",
         ))
-    }
-
-    fn migration_sql(m: &Migration) -> &'static str {
-        m.mysql
     }
 
     /// One statement at a time, comment lines left out, with `char(32)` ids on MySQL.

@@ -2,8 +2,8 @@
 //! `INSERT … ON CONFLICT DO UPDATE` per table over `unnest`ed arrays, sorted by key, all in one
 //! transaction per batch.
 
-use super::schema::Migration;
-use super::sql::{Dialect, Limits, Migrating, Sql, SqlBackend, address, parse_url, writers_pool};
+use super::schema::Engine;
+use super::sql::{Dialect, Migrating, Sql, SqlBackend, address, parse_url, writers_pool};
 use super::{Context, StorageError};
 use crate::pipeline::batch::{Batch, BucketTotals, LoggerTotals};
 use chrono::{DateTime, Utc};
@@ -229,6 +229,7 @@ impl Dialect for PgDialect {
     type Time = DateTime<Utc>;
     type Server = ();
 
+    const ENGINE: Engine = Engine::Postgres;
     const SQL: Sql = Sql {
         has_django_migrations: Some("SELECT to_regclass('django_migrations') IS NOT NULL"),
         create_django_migrations: CREATE_DJANGO_MIGRATIONS,
@@ -278,19 +279,6 @@ impl Dialect for PgDialect {
             .await
             .context("taking the migration lock")?;
         Ok(Migrating::Transaction(tx))
-    }
-
-    fn migration_sql(m: &Migration) -> &'static str {
-        m.postgres
-    }
-
-    /// Unused: rows and chunks go by COPY.
-    fn limits(_: &()) -> Limits {
-        Limits {
-            bytes: usize::MAX,
-            params: 65_535,
-            rows: None,
-        }
     }
 
     fn applied_at() -> Option<DateTime<Utc>> {

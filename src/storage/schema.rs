@@ -12,6 +12,25 @@ pub struct Migration {
     pub mysql: &'static str,
 }
 
+/// The SQL databases the migrations are written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Sqlite,
+    MySql,
+}
+
+impl Migration {
+    /// This migration's DDL for `engine`.
+    pub fn sql(&self, engine: Engine) -> &'static str {
+        match engine {
+            Engine::Postgres => self.postgres,
+            Engine::Sqlite => self.sqlite,
+            Engine::MySql => self.mysql,
+        }
+    }
+}
+
 macro_rules! migration {
     ($name:literal) => {
         Migration {

@@ -1,7 +1,7 @@
 //! SQLite, the embedded default: WAL so the Django admin can read while we write; one writer
 //! connection; Django's text encodings (32-hex ids, naive-UTC `YYYY-MM-DD HH:MM:SS[.ffffff]`).
 
-use super::schema::Migration;
+use super::schema::Engine;
 use super::sql::{Dialect, Limits, Migrating, PerCounter, RowInserts, Sql, SqlBackend, parse_url};
 use super::{Context, StorageError};
 use crate::pipeline::batch::Batch;
@@ -76,6 +76,7 @@ impl Dialect for SqliteDialect {
     type Time = String;
     type Server = ();
 
+    const ENGINE: Engine = Engine::Sqlite;
     const SQL: Sql = Sql {
         has_django_migrations: None,
         create_django_migrations: CREATE_DJANGO_MIGRATIONS,
@@ -144,10 +145,6 @@ impl Dialect for SqliteDialect {
             .await
             .context("opening the SQLite database")?;
         Ok(Migrating::Transaction(tx))
-    }
-
-    fn migration_sql(m: &Migration) -> &'static str {
-        m.sqlite
     }
 
     /// Many rows per statement, as each statement is a hand-over to sqlx's SQLite thread, which

@@ -66,21 +66,9 @@ impl MongoBackend {
 
     async fn settle(&self, db: &Database, filter: Document) -> Result<usize, StorageError> {
         let journal = db.collection::<Document>(JOURNAL);
-        let mut entries = Vec::new();
-        let mut cur = journal
-            .find(filter)
-            .await
-            .map_err(mongo_err("reading the batch journal"))?;
-        while cur
-            .advance()
-            .await
-            .map_err(mongo_err("reading the batch journal"))?
-        {
-            entries.push(
-                cur.deserialize_current()
-                    .map_err(mongo_err("reading the batch journal"))?,
-            );
-        }
+        let what = "reading the batch journal";
+        let cur = journal.find(filter).await.map_err(mongo_err(what))?;
+        let entries = read_all(cur, what).await?;
         for entry in &entries {
             let Ok(batch) = entry.get_str("_id") else {
                 continue;
@@ -111,18 +99,14 @@ impl MongoBackend {
         let mut agg = Aggregator::new(self.time_zone);
         let mut landed = 0;
         for part in rows.chunks(super::super::ID_LOOKUP_CHUNK) {
-            let mut cur = db
+            let what = "reading the rows of an unfinished batch";
+            let cur = db
                 .collection::<Document>("log_panel_log")
                 .find(doc! {"id": {"$in": part}})
                 .projection(doc! {"timestamp": 1, "level": 1, "logger_name": 1, "_id": 0})
                 .await
-                .map_err(mongo_err("reading the rows of an unfinished batch"))?;
-            while cur
-                .advance()
-                .await
-                .map_err(mongo_err("reading the rows of an unfinished batch"))?
-            {
-                let d = cur.current();
+                .map_err(mongo_err(what))?;
+            for d in read_all(cur, what).await? {
                 let (Ok(ts), Ok(level), Ok(logger)) = (
                     d.get_datetime("timestamp"),
                     d.get_str("level"),

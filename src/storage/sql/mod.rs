@@ -4,7 +4,7 @@
 //! migration is serialised, and how a batch is written (COPY, multi-row `INSERT`s or row by row).
 //! Adding a SQL database means one file that implements [`Dialect`].
 
-use super::schema::{APP, Migration, has_statements, pending};
+use super::schema::{APP, Engine, has_statements, pending};
 use super::{Backend, Context, MigrationReport, Result, StorageError};
 use crate::pipeline::batch::{Aggregator, Batch, BucketTotals, Chunk, LoggerTotals, Row};
 use chrono::{DateTime, Utc};
@@ -93,6 +93,8 @@ pub trait Dialect: Send + Sync + 'static {
 
     /// The shared algorithms' SQL text.
     const SQL: Sql;
+    /// Which of Django's migration texts this database runs.
+    const ENGINE: Engine;
     /// `None`: `BEGIN`; else the statement that starts a write transaction.
     const BEGIN: Option<&'static str> = None;
     /// Ids per lookup statement.
@@ -128,15 +130,21 @@ pub trait Dialect: Send + Sync + 'static {
         &self,
         pool: &Pool<Self::DB>,
     ) -> impl Future<Output = Result<Migrating<Self::DB>, StorageError>> + Send;
-    /// This database's DDL of a migration.
-    fn migration_sql(m: &Migration) -> &'static str;
     /// The DDL cut into what one `execute` may send.
     fn statements(server: &Self::Server, sql: &str) -> Vec<String> {
         let _ = server;
         vec![sql.to_string()]
     }
-    /// How large one multi-row `INSERT` of [`Sql::inserts`] may be.
-    fn limits(server: &Self::Server) -> Limits;
+    /// How large one multi-row `INSERT` of [`Sql::inserts`] may be; by default, limited only by
+    /// the placeholders of PostgreSQL's and MySQL's protocols.
+    fn limits(server: &Self::Server) -> Limits {
+        let _ = server;
+        Limits {
+            bytes: usize::MAX,
+            params: 65_535,
+            rows: None,
+        }
+    }
     /// The `applied` time to bind when recording a migration (`None`: the server's `now()`).
     fn applied_at() -> Option<Self::Time>;
 
@@ -295,7 +303,7 @@ where
                 .collect();
             let mut applied = Vec::new();
             for m in pending(&done) {
-                let sql = D::migration_sql(m);
+                let sql = m.sql(D::ENGINE);
                 if has_statements(sql) {
                     for stmt in D::statements(&server, sql) {
                         sqlx::raw_sql(AssertSqlSafe(stmt))
