@@ -5,7 +5,7 @@ use super::schema::Engine;
 use super::sql::{Dialect, Limits, Migrating, PerCounter, RowInserts, Sql, SqlBackend, parse_url};
 use super::{Context, StorageError};
 use crate::pipeline::batch::Batch;
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use sqlx::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -19,16 +19,32 @@ use uuid::Uuid;
 /// once), an immediate one waits up to the busy timeout.
 pub type SqliteBackend = SqlBackend<SqliteDialect>;
 
-/// SQLite's SQL: `?` placeholders, Django's text encodings, one statement per row.
+/// SQLite's SQL: `?` placeholders, Django's text encodings, rows and chunks 200 to an `INSERT`, counters
+/// one statement each.
 pub struct SqliteDialect;
 
 /// Django's SQLite datetime text: naive UTC, fraction only when not zero.
+/// Written field by field: one per row on the write path, where chrono's `format` (which parses
+/// its pattern on every call) showed in profiles.
 pub fn django_datetime(ts: DateTime<Utc>) -> String {
-    if ts.nanosecond() / 1000 == 0 {
-        ts.format("%Y-%m-%d %H:%M:%S").to_string()
-    } else {
-        ts.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(26);
+    let _ = write!(
+        s,
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        ts.year(),
+        ts.month(),
+        ts.day(),
+        ts.hour(),
+        ts.minute(),
+        ts.second()
+    );
+    // Leap seconds (nanosecond past 1e9) stay in the fraction, as chrono prints them.
+    let micros = ts.nanosecond() / 1000;
+    if micros != 0 {
+        let _ = write!(s, ".{micros:06}");
     }
+    s
 }
 
 /// Reads Django's SQLite datetime text back (naive UTC, optional fraction).
@@ -212,5 +228,37 @@ impl Dialect for SqliteDialect {
             .context("upserting timeline buckets")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_are_djangos_text_and_read_back() {
+        let cases = [
+            ("2026-03-04T05:06:07Z", "2026-03-04 05:06:07"),
+            ("2026-03-04T05:06:07.000123Z", "2026-03-04 05:06:07.000123"),
+            (
+                "2026-12-31T23:59:59.999999999Z",
+                "2026-12-31 23:59:59.999999",
+            ),
+            ("0999-01-01T00:00:00.5Z", "0999-01-01 00:00:00.500000"),
+        ];
+        for (rfc, text) in cases {
+            let ts: DateTime<Utc> = rfc.parse().unwrap();
+            assert_eq!(django_datetime(ts), text);
+            let chrono_text = if ts.nanosecond() / 1000 == 0 {
+                ts.format("%Y-%m-%d %H:%M:%S").to_string()
+            } else {
+                ts.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+            };
+            assert_eq!(django_datetime(ts), chrono_text, "as chrono formats it");
+            assert_eq!(
+                parse_django_datetime(text).timestamp_micros(),
+                ts.timestamp_micros()
+            );
+        }
     }
 }
