@@ -348,28 +348,43 @@ async fn run(cfg: &Config, path: Option<&Path>) -> Result<()> {
 }
 
 fn print_addresses(collector: &Collector) {
-    for a in collector.udp_addrs() {
-        log::say(log::INFO, format_args!("listening on syslog udp {a}"));
-    }
-    for a in collector.tcp_addrs() {
-        log::say(log::INFO, format_args!("listening on syslog tcp {a}"));
-    }
-    for a in collector.tls_addrs() {
-        log::say(log::INFO, format_args!("listening on syslog tls {a}"));
-    }
     let tls = if collector.otlp_tls() {
         " over TLS"
     } else {
         ""
     };
-    if let Some(a) = collector.grpc_addr() {
-        log::say(log::INFO, format_args!("listening on otlp grpc {a}{tls}"));
-    }
-    if let Some(a) = collector.http_addr() {
-        log::say(
-            log::INFO,
-            format_args!("listening on otlp http {a} (POST /v1/logs){tls}"),
-        );
+    // (listener, address, what follows the address); scripts read these lines for the ports.
+    let mut lines: Vec<(&str, std::net::SocketAddr, String)> = Vec::new();
+    lines.extend(
+        collector
+            .udp_addrs()
+            .into_iter()
+            .map(|a| ("syslog udp", a, String::new())),
+    );
+    lines.extend(
+        collector
+            .tcp_addrs()
+            .into_iter()
+            .map(|a| ("syslog tcp", a, String::new())),
+    );
+    lines.extend(
+        collector
+            .tls_addrs()
+            .into_iter()
+            .map(|a| ("syslog tls", a, String::new())),
+    );
+    lines.extend(
+        collector
+            .grpc_addr()
+            .map(|a| ("otlp grpc", a, tls.to_string())),
+    );
+    lines.extend(
+        collector
+            .http_addr()
+            .map(|a| ("otlp http", a, format!(" (POST /v1/logs){tls}"))),
+    );
+    for (what, a, rest) in lines {
+        log::say(log::INFO, format_args!("listening on {what} {a}{rest}"));
     }
     if let Some(f) = collector.tls_fingerprint() {
         log::say(log::INFO, format_args!("TLS certificate SHA-256 {f}"));

@@ -94,14 +94,14 @@ fn debian_package_installs_validates_and_removes() {
     // The UDP receive-buffer cap ships as a sysctl.d file, which postinst applied.
     let sysctl = std::fs::read_to_string("/usr/lib/sysctl.d/60-log-panel-collector.conf")
         .expect("the sysctl.d file is installed");
-    assert!(sysctl.contains("net.core.rmem_max = 16777216"), "{sysctl}");
+    assert!(sysctl.contains("net.core.rmem_max = 33554432"), "{sysctl}");
     let rmem_max: u64 = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
         .expect("rmem_max")
         .trim()
         .parse()
         .expect("a number");
     assert!(
-        rmem_max >= 16777216,
+        rmem_max >= 33554432,
         "postinst did not apply it: rmem_max = {rmem_max}"
     );
 

@@ -52,7 +52,7 @@ impl Default for SyslogConfig {
             source_time_zone: Tz::UTC,
             max_frame: 1 << 20,
             logger_name: LoggerTemplate::default(),
-            udp_recv_buffer: 8 << 20,
+            udp_recv_buffer: 32 << 20,
             max_connections: 4096,
             frame_timeout: Duration::from_secs(10),
             max_pending_bytes: 64 << 20,
