@@ -194,6 +194,7 @@ if has_part collector; then
     psql_db postgres -c "set client_min_messages = warning" -c "drop database if exists $DB with (force)" -c "create database $DB" >/dev/null
     "$BIN" --config "$CONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
     LOG=$WORK/collector-$fmt.log
+    : >"$LOG"   # truncated here, not in the child: daemon_port must not read the last run's log
     RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$CONF" run 2>"$LOG" &
     DAEMON_PID=$!
     PORT=$(daemon_port "syslog tcp")
@@ -242,6 +243,7 @@ if has_part otlp; then
   psql_db postgres -c "set client_min_messages = warning" -c "drop database if exists $DB with (force)" -c "create database $DB" >/dev/null
   "$BIN" --config "$OCONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
   LOG=$WORK/collector-otlp.log
+  : >"$LOG"   # truncated here, not in the child: daemon_port must not read the last run's log
   RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$OCONF" run 2>"$LOG" &
   DAEMON_PID=$!
   PORT=$(daemon_port "otlp grpc")
@@ -285,6 +287,7 @@ if has_part udp; then
   psql_db postgres -c "set client_min_messages = warning" -c "drop database if exists $DB with (force)" -c "create database $DB" >/dev/null
   "$BIN" --config "$UCONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
   LOG=$WORK/collector-udp.log
+  : >"$LOG"   # truncated here, not in the child: daemon_port must not read the last run's log
   RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$UCONF" run 2>"$LOG" &
   DAEMON_PID=$!
   PORT=$(daemon_port "syslog udp")
@@ -329,11 +332,12 @@ if has_part sqlite; then
     printf "[storage]\nurl = \"sqlite://%s\"\n[syslog]\ntcp = [\"127.0.0.1:0\"]\nudp = []\n[otlp]\ngrpc = \"\"\nhttp = \"\"\n[retention]\ndays = 0\n[service]\nmetrics = \"\"\n$spool_line" "$DBF" >"$SCONF"
     "$BIN" --config "$SCONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
     LOG=$WORK/collector-sqlite.log
+    : >"$LOG"   # truncated here, not in the child: daemon_port must not read the last run's log
     RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$SCONF" run 2>"$LOG" &
     DAEMON_PID=$!
     PORT=$(daemon_port "syslog tcp")
     T0=$(date +%s.%N)
-    timeout "$LIMIT_S" $(loggen_cmd) -i -Q -s "$SIZE" -n "$N" -S -r 100000000 127.0.0.1 "$PORT" >/dev/null 2>&1 || die "loggen failed"
+    timeout "$LIMIT_S" $(loggen_cmd) -i -Q -s "$SIZE" -n "$N" -S -r 100000000 127.0.0.1 "$PORT" >/dev/null 2>"$WORK/loggen.err" || die "loggen failed: $(tail -3 "$WORK/loggen.err")"
     T1=$(date +%s.%N)
     last=-1; same=0
     while :; do
@@ -351,6 +355,7 @@ if has_part sqlite; then
     hours=$(sqlite_rows "$DBF" "select coalesce(sum(log_count),0) from log_panel_log_timeline_bucket where unit='hour'")
     if [ "$c" = "$cards" ] && [ "$c" = "$hours" ] && [ "$c" = "$N" ]; then verdict=OK; else verdict=MISMATCH; CHECK_FAILED=1; fi
     echo "collector_check sqlite spool=$sp rows=$c card_total=$cards hour_buckets=$hours $verdict"
+    [ "$verdict" = OK ] || { echo "-- the collector's log:"; tail -20 "$LOG"; cat "$WORK/loggen.err" 2>/dev/null | tail -5; } >&2
   done
 fi
 
