@@ -14,9 +14,9 @@
 #   idle      the embedded default (`run` without a config, in an empty temp dir) after IDLE_S (10 s) idle:
 #             VmRSS (target <= 20 MiB)
 #   overload  PostgreSQL, queue_bytes = OVERLOAD_QUEUE (16MiB), spool off; log_panel_log locked (ACCESS
-#             EXCLUSIVE, held by a psql session for LOCK_S) while 10 x queue_bytes of records are sent, half
-#             over syslog TCP, half over OTLP/gRPC; then the lock goes, everything must be stored. Reports
-#             VmHWM against queue_bytes, and the overhead over it.
+#             EXCLUSIVE, held by a psql session for LOCK_S) while 10 x queue_bytes of message text is sent,
+#             half over syslog TCP, half over OTLP/gRPC (4 connections each); then the lock goes, everything
+#             must be stored. Reports VmHWM while locked and at the end against queue_bytes.
 #
 # Usage: scripts/bench-scale.sh            (all parts; about 25 minutes on a 2-core machine)
 #        BACKENDS=postgres SIZES=256 NS=200000 CONCS=16 scripts/bench-scale.sh
@@ -38,6 +38,9 @@
 #               MONGO_TEST_ROOT=/tmp/lpc-mongo-scale, MONGO_TEST_PORT=27941) is started and stopped here, and
 #               its figures are marked "stand-in"
 #   OVERLOAD_QUEUE, OVERLOAD_SIZES, LOCK_S   overload: queue_bytes (16MiB), record sizes ("4096 256"), lock (30 s)
+#   OVERLOAD_PROTOCOLS  the senders of the overload part, sharing the 10 x queue_bytes (default "tcp otlp-grpc")
+#   OVERLOAD_BATCH  more [batch] keys for the overload part, e.g. "max_records = 1000" or "writers = 1"
+#   OVERLOAD_PENDING  [syslog] max_pending_bytes for the overload part (default: the default, 64MiB)
 #   IDLE_S      idle part: seconds to wait before reading VmRSS (10)
 #   BIN         the collector binary (default target/release/log-panel-collector; not rebuilt here)
 #   OUT         where results and daemon logs go (default target/bench-scale/)
@@ -63,6 +66,7 @@ SAMPLE_S=${SAMPLE_S:-0.5}
 OVERLOAD_QUEUE=${OVERLOAD_QUEUE:-16MiB}
 OVERLOAD_SIZES=${OVERLOAD_SIZES:-4096 256}
 LOCK_S=${LOCK_S:-30}
+OVERLOAD_PROTOCOLS=${OVERLOAD_PROTOCOLS:-tcp otlp-grpc}
 IDLE_S=${IDLE_S:-10}
 OUT=${OUT:-$REPO/target/bench-scale}
 PGURL_BASE=${PGURL_BASE:-postgres://postgres@127.0.0.1:5432}
@@ -248,7 +252,7 @@ run_one() { # run_one BACKEND SIZE N CONC
   port=$(daemon_port "$log" "syslog tcp"); mport=$(daemon_port "$log" "metrics http")
   local batch=$((262144 / size)); [ "$batch" -ge 1 ] || batch=1   # about 256 KiB per TCP write
   local load; load=$(loadavg)
-  local samples=$WORK/samples.txt sampler=""
+  local samples=$OUT/samples-$backend-$size-$n-c$conc.txt sampler=""
   : >"$samples"
   if [ "$n" -gt "$SLICE" ]; then
     (while :; do c=$(rows_written "$mport" 2>/dev/null) && echo "$(date +%s.%N) $c" >>"$samples"; sleep "$SAMPLE_S"; done) &
@@ -363,32 +367,36 @@ if has overload "$PARTS"; then
     DBNAME=lpc_scale_overload
     psql_db postgres -c "set client_min_messages = warning" -c "drop database if exists $DBNAME with (force)" -c "create database $DBNAME"
     conf=$WORK/overload.toml; log=$OUT/daemon-overload-$size.log
-    printf '[storage]\nurl = "%s"\n[syslog]\ntcp = ["127.0.0.1:0"]\nudp = []\n[otlp]\ngrpc = "127.0.0.1:0"\nhttp = ""\n[batch]\nqueue_bytes = "%s"\n[spool]\ndir = ""\n[retention]\ndays = 0\n[service]\nmetrics = "127.0.0.1:0"\n' \
-      "$PGURL_BASE/$DBNAME" "$OVERLOAD_QUEUE" >"$conf"
+    printf '[storage]\nurl = "%s"\n[syslog]\ntcp = ["127.0.0.1:0"]\nudp = []\n%b[otlp]\ngrpc = "127.0.0.1:0"\nhttp = ""\n[batch]\nqueue_bytes = "%s"\n%b[spool]\ndir = ""\n[retention]\ndays = 0\n[service]\nmetrics = "127.0.0.1:0"\n' \
+      "$PGURL_BASE/$DBNAME" "${OVERLOAD_PENDING:+max_pending_bytes = \"$OVERLOAD_PENDING\"\n}" "$OVERLOAD_QUEUE" "${OVERLOAD_BATCH:+$OVERLOAD_BATCH\n}" >"$conf"
     "$BIN" --config "$conf" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed (overload)"; }
     start_daemon "$conf" "$log"
     port=$(daemon_port "$log" "syslog tcp"); gport=$(daemon_port "$log" "otlp grpc"); mport=$(daemon_port "$log" "metrics http")
     sleep 2
     base_rss=$(status_kib "$DAEMON_PID" VmRSS)
     load=$(loadavg)
-    # Half of 10 x queue_bytes of message text over each protocol.
-    each=$((qbytes * 10 / 2 / size))
+    # 10 x queue_bytes of message text, shared between the protocols of OVERLOAD_PROTOCOLS.
+    nproto=$(wc -w <<<"$OVERLOAD_PROTOCOLS")
+    each=$((qbytes * 10 / nproto / size))
     psql_db "$DBNAME" -c "begin" -c "lock table log_panel_log in access exclusive mode" -c "select pg_sleep($LOCK_S)" -c "commit" >/dev/null &
     lock_pid=$!; BG_PIDS+=("$lock_pid")
     for _ in $(seq 1 100); do
       [ "$(psql_db "$DBNAME" -c "select count(*) from pg_locks l join pg_class c on c.oid = l.relation where c.relname = 'log_panel_log' and l.mode = 'AccessExclusiveLock' and l.granted")" = 1 ] && break
       sleep 0.1
     done
-    t_lock=$(date +%s)
     wait_s=$((LOCK_S + 300))
-    "$BIN" bench --protocol tcp --endpoint "127.0.0.1:$port" --metrics "http://127.0.0.1:$mport/metrics" \
-      --records "$each" --size "$size" --concurrency 4 --batch $((262144 / size)) --wait "${wait_s}s" \
-      >"$WORK/over-tcp.txt" 2>>"$OUT/bench-stderr.txt" &
-    tcp_pid=$!
-    "$BIN" bench --protocol otlp-grpc --endpoint "http://127.0.0.1:$gport" --metrics "http://127.0.0.1:$mport/metrics" \
-      --records "$each" --size "$size" --concurrency 4 --batch $((1048576 / size)) --wait "${wait_s}s" \
-      >"$WORK/over-otlp.txt" 2>>"$OUT/bench-stderr.txt" &
-    otlp_pid=$!
+    sender_pids=()
+    for proto in $OVERLOAD_PROTOCOLS; do
+      case $proto in
+      tcp) args=(--endpoint "127.0.0.1:$port" --batch $((262144 / size))) ;;
+      otlp-grpc) args=(--endpoint "http://127.0.0.1:$gport" --batch $((1048576 / size))) ;;
+      *) die "OVERLOAD_PROTOCOLS: tcp or otlp-grpc, not $proto" ;;
+      esac
+      "$BIN" bench --protocol "$proto" "${args[@]}" --metrics "http://127.0.0.1:$mport/metrics" \
+        --records "$each" --size "$size" --concurrency 4 --wait "${wait_s}s" \
+        >"$WORK/over-$proto.txt" 2>>"$OUT/bench-stderr.txt" &
+      sender_pids+=($!)
+    done
     maxq=0
     while kill -0 "$lock_pid" 2>/dev/null; do
       q=$(curl -fsS --max-time 2 "http://127.0.0.1:$mport/metrics" | awk '/^log_panel_collector_queue_bytes[{ ]/ { s += $NF } END { printf "%d\n", s }') || q=0
@@ -397,14 +405,14 @@ if has overload "$PARTS"; then
     done
     wait "$lock_pid" || true
     hwm_locked=$(status_kib "$DAEMON_PID" VmHWM)
-    rc=0; wait "$tcp_pid" || rc=$?; wait "$otlp_pid" || rc=$((rc + $?))
+    rc=0; for p in "${sender_pids[@]}"; do wait "$p" || rc=$?; done
     [ "$rc" = 0 ] || note "overload: a bench exited non-zero ($rc)"
     stop_daemon
-    cat "$WORK/over-tcp.txt" "$WORK/over-otlp.txt"
+    for proto in $OVERLOAD_PROTOCOLS; do cat "$WORK/over-$proto.txt"; done
     rows=$(psql_db "$DBNAME" -c "select count(*) from log_panel_log")
     cards=$(psql_db "$DBNAME" -c "select coalesce(sum(total),0) from log_panel_log_card")
-    if [ "$rows" = $((2 * each)) ] && [ "$cards" = "$rows" ]; then verdict=OK; else verdict=MISMATCH; FAILED=1; fi
-    l="overload size=$size queue_bytes=$(mib $((qbytes / 1024))) MiB offered=$(mib $((2 * each * size / 1024))) MiB ($each tcp + $each otlp records) lock=${LOCK_S}s load=$load: idle RSS $(mib "$base_rss") MiB, queue_bytes metric max $(mib $((maxq / 1024))) MiB, VmHWM while locked $(mib "$hwm_locked") MiB, VmHWM at the end $(mib "$HWM_KIB") MiB = queue_bytes + $(mib $((HWM_KIB - qbytes / 1024))) MiB; otlp retries=$(field retries "$(cat "$WORK/over-otlp.txt")"); rows=$rows card_total=$cards $verdict"
+    if [ "$rows" = $((nproto * each)) ] && [ "$cards" = "$rows" ]; then verdict=OK; else verdict=MISMATCH; FAILED=1; fi
+    l="overload size=$size${OVERLOAD_BATCH:+ ($OVERLOAD_BATCH)}${OVERLOAD_PENDING:+ (max_pending_bytes $OVERLOAD_PENDING)} queue_bytes=$(mib $((qbytes / 1024))) MiB offered=$(mib $((nproto * each * size / 1024))) MiB ($each records each over $OVERLOAD_PROTOCOLS) lock=${LOCK_S}s load=$load: idle RSS $(mib "$base_rss") MiB, queue_bytes metric max $(mib $((maxq / 1024))) MiB, VmHWM while locked $(mib "$hwm_locked") MiB, VmHWM at the end $(mib "$HWM_KIB") MiB = queue_bytes + $(mib $((HWM_KIB - qbytes / 1024))) MiB; otlp retries=$(field retries "$(cat "$WORK/over-otlp-grpc.txt" 2>/dev/null)"); rows=$rows card_total=$cards $verdict"
     echo "$l"; OVERLOAD_LINES+=("$l")
   done
 fi
