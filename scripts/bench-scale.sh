@@ -120,6 +120,7 @@ daemon_port() {
 }
 
 start_daemon() { # start_daemon CONFIG LOG: starts `run` in the background, sets DAEMON_PID
+  : >"$2"   # truncated here, not by the child's redirect: daemon_port must not read a previous run's port
   RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$1" run 2>"$2" &
   DAEMON_PID=$!
 }
@@ -337,6 +338,7 @@ fi
 IDLE_LINE=""
 if has idle "$PARTS"; then
   d=$WORK/idle; mkdir -p "$d"
+  : >"$OUT/daemon-idle.log"
   busy=$(ss -Htlnu | awk '{print $5}' | grep -E ':(5514|4317|4318|9598)$' || true)
   if [ -z "$busy" ]; then
     how="no config, in an empty dir"
