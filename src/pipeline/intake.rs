@@ -217,9 +217,12 @@ impl RequestIntake {
             .map_err(SubmitAllError::from)
     }
 
-    /// Queues every record taken (with the spool on: appends them and waits, up to `wait` for
+    /// Queues every record taken (with the spool on: appends them and waits, until `deadline` for
     /// room, until they are durable under the sync policy); returns how many the filters refused.
-    pub async fn commit(mut self, wait: Duration) -> Result<usize, SubmitAllError> {
+    /// The deadline is the request's one, shared with the waits for queue bytes, so a request waits
+    /// `queue_wait` in all, not once for the queue and once more for the spool.
+    pub async fn commit(mut self, deadline: tokio::time::Instant) -> Result<usize, SubmitAllError> {
+        let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
         let Some(spool) = &self.intake.spool else {
             self.reservation.commit()?;
             return Ok(self.refused);

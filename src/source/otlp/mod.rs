@@ -190,7 +190,7 @@ pub async fn export(
         }
     };
     let committed = match outcome {
-        Ok(()) => taking.commit(settings.config.queue_wait).await,
+        Ok(()) => taking.commit(deadline).await,
         Err(e) => Err(e),
     };
     let refused = match committed {
