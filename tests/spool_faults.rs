@@ -380,6 +380,9 @@ async fn kill_9_under_load_at_many_moments_loses_and_doubles_nothing_acknowledge
     );
 }
 
+/// What [`records_of`] gives as the message of a record that no longer decodes.
+const DAMAGED: &str = "<damaged>";
+
 /// The records of a segment file as the format frames them: (offset, framed length, message).
 fn records_of(path: &Path) -> Vec<(usize, usize, String)> {
     use log_panel_collector::pipeline::spool::format::{self, FRAME_HEADER, SEGMENT_HEADER};
@@ -390,8 +393,12 @@ fn records_of(path: &Path) -> Vec<(usize, usize, String)> {
     while at + FRAME_HEADER <= data.len() {
         let (len, _) = format::frame_header(data[at..at + FRAME_HEADER].try_into().unwrap())
             .expect("an intact frame");
-        let (_, r) = format::decode(&data[at + FRAME_HEADER..at + FRAME_HEADER + len]).unwrap();
-        out.push((at, FRAME_HEADER + len, r.message));
+        // A record flipped by an earlier pass no longer decodes: marked, so it is not damaged twice.
+        let message = match format::decode(&data[at + FRAME_HEADER..at + FRAME_HEADER + len]) {
+            Ok((_, r)) => r.message,
+            Err(_) => format!("{DAMAGED} at {at}"),
+        };
+        out.push((at, FRAME_HEADER + len, message));
         at += FRAME_HEADER + len;
     }
     assert_eq!(at, data.len(), "{} ends on a record", path.display());
@@ -458,7 +465,7 @@ async fn torn_and_flipped_segments_deliver_every_intact_record_and_count_the_cut
         let path = &segs[k % (segs.len() - 1)];
         let recs = records_of(path);
         let (at, len, msg) = recs[rng.next(recs.len())].clone();
-        if lost.contains(&msg) {
+        if lost.contains(&msg) || msg.starts_with(DAMAGED) {
             continue;
         }
         let mut data = std::fs::read(path).unwrap();
