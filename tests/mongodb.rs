@@ -488,28 +488,39 @@ fn records(n: usize, now: DateTime<Utc>) -> Vec<Record> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_failed_half_way_is_exact_after_its_retry() {
-    print_mode();
-    let layout = Layout {
+/// The layout of the cut and kill tests: small chunks, so record 4 is chunked.
+fn cut_layout() -> Layout {
+    Layout {
         preview: 50,
         chunk: 100,
         time_zone: chrono_tz::Tz::UTC,
-    };
+    }
+}
+
+/// A fresh database with a first, complete batch, so the batch under test meets existing cards and
+/// buckets.
+async fn with_first_batch(prefix: &str, now: DateTime<Utc>) -> (String, MongoStore, MongoBackend) {
+    let (url, store) = fresh(prefix).await;
+    let backend = MongoBackend::open(&url, &MongoSettings::default()).unwrap();
+    backend.migrate().await.unwrap();
+    backend
+        .write_batch(&Batch::build(
+            records(6, now - CDuration::hours(1)),
+            &cut_layout(),
+        ))
+        .await
+        .unwrap();
+    (url, store, backend)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_failed_half_way_is_exact_after_its_retry() {
+    print_mode();
+    let layout = cut_layout();
     let now = Utc::now();
     let mut cut = 0;
     loop {
-        let (url, store) = fresh("mongo_cut").await;
-        let backend = MongoBackend::open(&url, &MongoSettings::default()).unwrap();
-        backend.migrate().await.unwrap();
-        // A first, complete batch, so the failing one meets existing cards and buckets.
-        backend
-            .write_batch(&Batch::build(
-                records(6, now - CDuration::hours(1)),
-                &layout,
-            ))
-            .await
-            .unwrap();
+        let (_, store, backend) = with_first_batch("mongo_cut", now).await;
         let batch = Batch::build(records(12, now), &layout);
         backend.fail_after_writes(cut);
         let first = backend.write_batch(&batch).await;
@@ -546,24 +557,11 @@ async fn a_batch_failed_half_way_is_exact_after_its_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_killed_half_way_is_exact_after_the_replay() {
     print_mode();
-    let layout = Layout {
-        preview: 50,
-        chunk: 100,
-        time_zone: chrono_tz::Tz::UTC,
-    };
+    let layout = cut_layout();
     let now = Utc::now();
     let mut cut = 0;
     loop {
-        let (url, store) = fresh("mongo_kill").await;
-        let first_run = MongoBackend::open(&url, &MongoSettings::default()).unwrap();
-        first_run.migrate().await.unwrap();
-        first_run
-            .write_batch(&Batch::build(
-                records(6, now - CDuration::hours(1)),
-                &layout,
-            ))
-            .await
-            .unwrap();
+        let (url, store, first_run) = with_first_batch("mongo_kill", now).await;
         let spooled: Vec<(uuid::Uuid, Record)> = records(12, now)
             .into_iter()
             .map(|r| (uuid::Uuid::now_v7(), r))
