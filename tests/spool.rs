@@ -282,3 +282,87 @@ async fn udp_into_a_full_spool(sync: SyncPolicy) {
     assert_eq!(seen.len() as u64, spooled, "{sync:?}: each once");
     assert!(segments(spool_dir.path()).is_empty());
 }
+
+/// A stop while the spool is full and storage is down: connections blocked on spool room used to
+/// be cancelled with the listener after 5 s, losing the frames they had read (which their senders'
+/// TCP stacks had been told we have). Now every frame sent before the stop is spooled, past
+/// `max_bytes`, and the next start stores each exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_with_the_spool_full_keeps_every_frame_that_was_sent() {
+    const CONNS: usize = 4;
+    const PER_CONN: usize = 2_000;
+    const TOTAL: u64 = (CONNS * PER_CONN) as u64;
+    let spool_dir = tempfile::tempdir().unwrap();
+    let settings = SpoolSettings {
+        max_bytes: 128 << 10,
+        segment_bytes: 16 << 10,
+        ..spool_at(spool_dir.path())
+    };
+    let start = |url: String, settings: SpoolSettings| async move {
+        let cfg = test_config(&url);
+        let backend = AnyBackend::from_config(&cfg.storage, cfg.batch.writers).unwrap();
+        Collector::start_spooled(
+            &cfg,
+            Arc::new(backend),
+            Activated::default(),
+            Some(settings),
+        )
+        .await
+        .expect("collector starts")
+    };
+    let down = format!("postgres://postgres@127.0.0.1:{}/none", free_port());
+    let c = start(down, settings.clone()).await;
+    let stats = c.stats();
+    let addr = c.tcp_addrs()[0];
+    // About 1 MB in all, eight times the spool: the connections block on spool room.
+    let senders: Vec<_> = (0..CONNS)
+        .map(|k| {
+            let data = frames(&format!("stop{k} {}", "s".repeat(60)), PER_CONN);
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                let sent = s.write_all(&data);
+                s.shutdown(std::net::Shutdown::Write).ok();
+                let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+                let _ = s.read(&mut [0u8; 16]);
+                sent.is_ok()
+            })
+        })
+        .collect();
+    wait_for("the spool to fill", Duration::from_secs(20), || {
+        stats.received.get() > 500 && stats.spool_bytes.get() as u64 >= 100 << 10
+    })
+    .await;
+    // Blocked now: nothing more is read while the spool is full.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = stats.received.get();
+    assert!(before < TOTAL, "the spool took all {TOTAL} before the stop");
+    c.shutdown(Duration::from_secs(30))
+        .await
+        .expect("stopping with storage down is not an error");
+    for s in senders {
+        assert!(s.join().unwrap(), "a sender could not send all its frames");
+    }
+    assert_eq!(
+        stats.received.get(),
+        TOTAL,
+        "every frame sent was read at the stop (before it: {before})"
+    );
+
+    let db = TestDb::new(Engine::Sqlite, "spool_stop").await;
+    let c = start(db.url.clone(), settings).await;
+    let stats = c.stats();
+    wait_for("the spooled frames", Duration::from_secs(60), || {
+        stats.rows_written.get() == TOTAL
+    })
+    .await;
+    let store = db.store().await;
+    c.shutdown(Duration::from_secs(10)).await.unwrap();
+    let rows = store.rows().await;
+    assert_eq!(rows.len() as u64, TOTAL, "exactly the frames sent");
+    let mut seen: Vec<String> = rows.iter().map(|r| r.message.clone()).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len() as u64, TOTAL, "each once");
+    assert!(segments(spool_dir.path()).is_empty());
+}

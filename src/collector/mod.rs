@@ -399,6 +399,7 @@ impl Collector {
             spool,
             batch: BatchConfig {
                 max_records: new.batch.max_records,
+                max_bytes: new.batch.max_bytes,
                 max_delay: new.batch.max_delay,
                 retry_initial: new.batch.retry_initial,
                 retry_max: new.batch.retry_max,
@@ -415,6 +416,9 @@ impl Collector {
     /// after `timeout` if storage stays unreachable.
     pub async fn shutdown(mut self, timeout: Duration) -> Result<StatsSnapshot, ShutdownTimeout> {
         self.retention.abort();
+        if let Some(spool) = &self.spool {
+            spool.overflow_for_stop();
+        }
         for (_, run) in std::mem::take(&mut self.listeners) {
             run.stop().await;
         }

@@ -369,6 +369,13 @@ impl Spool {
         Ok(true)
     }
 
+    /// The daemon is stopping: sources may spool what they hold in hand past `max_bytes` (at
+    /// most what the stopping listeners still read: syslog TCP reads on for up to 3 s), so a full
+    /// spool does not turn a stop into lost frames. A full disk still stops them.
+    pub fn overflow_for_stop(&self) {
+        self.sh.room.overflow_for_stop();
+    }
+
     /// Records of these segments are committed: their bytes are free again, and segments whose
     /// records are all committed are removed.
     pub fn committed(&self, marks: &[(u64, u64, u64)]) {

@@ -1,6 +1,7 @@
 //! The spool's byte budget (`max_bytes`): appenders take room, removed segments give it back.
 
 use crate::stats::Stats;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -8,6 +9,8 @@ use tokio::sync::Notify;
 pub(crate) struct Room {
     used: Mutex<u64>,
     max: u64,
+    /// Set at stop: what sources hold in hand is taken past `max` rather than lost.
+    stopping: AtomicBool,
     changed: Notify,
     stats: Arc<Stats>,
 }
@@ -18,15 +21,17 @@ impl Room {
         Room {
             used: Mutex::new(used),
             max,
+            stopping: AtomicBool::new(false),
             changed: Notify::new(),
             stats,
         }
     }
 
-    /// Takes `n` bytes if they fit (a record larger than the whole budget fits an empty spool).
+    /// Takes `n` bytes if they fit (a record larger than the whole budget fits an empty spool, and
+    /// anything fits once the daemon is stopping).
     pub(crate) fn try_take(&self, n: u64) -> bool {
         let mut u = self.used.lock().expect("room lock");
-        if *u == 0 || *u + n <= self.max {
+        if *u == 0 || *u + n <= self.max || self.stopping.load(Ordering::Relaxed) {
             *u += n;
             self.stats.spool_bytes.set(*u as i64);
             true
@@ -59,6 +64,14 @@ impl Room {
         *u = u.saturating_sub(n);
         self.stats.spool_bytes.set(*u as i64);
         drop(u);
+        self.changed.notify_waiters();
+    }
+
+    /// From now on every take succeeds, and the waiters are woken to take theirs: at stop, the
+    /// frames a connection has read (which its sender's TCP stack was told we have) and the
+    /// requests in hand are spooled past `max` instead of being cancelled with the listener.
+    pub(crate) fn overflow_for_stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
         self.changed.notify_waiters();
     }
 
