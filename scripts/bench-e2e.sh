@@ -92,10 +92,16 @@ pg_ticks() {
   for p in $(pgrep -x postgres); do t=$((t + $(proc_ticks "$p"))); done
   echo "$t"
 }
-cpu_line() { # cpu_line NAME ROWS PG_T0 [COLLECTOR_TICKS]: prints cpu_us_per_row for PostgreSQL and the collector
+# The whole machine's CPU ticks (/proc/stat "cpu": user nice system idle iowait irq softirq steal).
+stat_now() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5, $6 }' /proc/stat; }
+cpu_line() { # cpu_line NAME ROWS PG_T0 [COLLECTOR_TICKS]: prints cpu_us_per_row for PostgreSQL and the collector,
+  # and how the machine's cores were spent since `st0` (busy, idle, waiting for I/O): idle cores during a
+  # run mean its rate was set by something other than CPU.
   local pg=$(( ($(pg_ticks) - $3) * TICK_US ))
   python3 -c "import sys; n=max(int(sys.argv[2]),1); print(f'cpu {sys.argv[1]} rows={n} postgres_us_per_row={int(sys.argv[3])/n:.1f}' + (f' collector_us_per_row={int(sys.argv[4])/n:.1f}' if sys.argv[4] else ''))" \
     "$1" "$2" "$pg" "${4:+$(( $4 * TICK_US ))}"
+  python3 -c "import sys; a=list(map(int, sys.argv[1].split())); b=list(map(int, sys.argv[2].split())); d=[y-x for x, y in zip(a, b)]; t=max(sum(d),1); print(f'machine {sys.argv[3]} busy={100*d[0]/t:.0f}% idle={100*d[1]/t:.0f}% iowait={100*d[2]/t:.0f}%')" \
+    "$st0" "$(stat_now)" "$1"
 }
 # median X...: the middle value (a mode listed several times in SPOOLS runs several times, alternating)
 median() { python3 -c 'import statistics,sys; print(round(statistics.median(map(float, sys.argv[1:]))))' "$@"; }
@@ -111,7 +117,7 @@ settle() { [ "${SETTLE:-1}" = 0 ] || psql_db postgres -c checkpoint >/dev/null; 
 if has_part copy; then
   for mode in ${COPY_MODES:-1:0 2:0 1:1 2:1}; do
     settle
-    pg0=$(pg_ticks)
+    pg0=$(pg_ticks); st0=$(stat_now)
     line=$(STREAMS=${mode%%:*} ORDERED=${mode##*:} timeout "$LIMIT_S" "$BENCH_DIR/copy-limit.sh" "$N" "$SIZE") ||
       die "copy-limit.sh failed or exceeded ${LIMIT_S}s"
     echo "$line"
@@ -207,7 +213,7 @@ if has_part collector; then
       MON_PID=$!
     fi
     # timeout signals its whole process group, loggen included (loggen spins forever on a refused port).
-    pg0=$(pg_ticks)
+    pg0=$(pg_ticks); st0=$(stat_now)
     # The sender's CPU (loggen, and the row-count polling): on 2 cores it is taken from PostgreSQL.
     TIMEFORMAT='%3U %3S'
     { time timeout "$LIMIT_S" "$BENCH_DIR/ingest-rate.sh" "$DB" "$PORT" "$N" tcp "$fmt" "$SIZE" >"$WORK/ingest.out"; } 2>"$WORK/ingest.time" ||
@@ -249,7 +255,7 @@ if has_part otlp; then
   PORT=$(daemon_port "otlp grpc")
   MPORT=$(daemon_port "metrics http")
   settle
-  T0=$(date +%s.%N); pg0=$(pg_ticks)
+  T0=$(date +%s.%N); pg0=$(pg_ticks); st0=$(stat_now)
   # The bench's line reports the accepted rate and, from the daemon's /metrics, the stored rate;
   # the table below uses this script's own count of rows.
   gen=$(timeout "$LIMIT_S" "$BIN" bench --endpoint "http://127.0.0.1:$PORT" --records "$N" \
@@ -329,25 +335,29 @@ if has_part sqlite; then
     DBF=$WORK/collector.sqlite3
     rm -rf "$DBF" "$DBF"-wal "$DBF"-shm "$WORK/collector.spool"
     spool_line=""; [ "$sp" = off ] && spool_line='[spool]\ndir = ""\n'
-    printf "[storage]\nurl = \"sqlite://%s\"\n[syslog]\ntcp = [\"127.0.0.1:0\"]\nudp = []\n[otlp]\ngrpc = \"\"\nhttp = \"\"\n[retention]\ndays = 0\n[service]\nmetrics = \"\"\n$spool_line" "$DBF" >"$SCONF"
+    printf "[storage]\nurl = \"sqlite://%s\"\n[syslog]\ntcp = [\"127.0.0.1:0\"]\nudp = []\n[otlp]\ngrpc = \"\"\nhttp = \"\"\n[retention]\ndays = 0\n[service]\nmetrics = \"127.0.0.1:0\"\n$spool_line" "$DBF" >"$SCONF"
     "$BIN" --config "$SCONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
     LOG=$WORK/collector-sqlite.log
     : >"$LOG"   # truncated here, not in the child: daemon_port must not read the last run's log
     RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$SCONF" run 2>"$LOG" &
     DAEMON_PID=$!
     PORT=$(daemon_port "syslog tcp")
+    MPORT=$(daemon_port "metrics http")
     T0=$(date +%s.%N)
     timeout "$LIMIT_S" $(loggen_cmd) -i -Q -s "$SIZE" -n "$N" -S -r 100000000 127.0.0.1 "$PORT" >/dev/null 2>"$WORK/loggen.err" || die "loggen failed: $(tail -3 "$WORK/loggen.err")"
     T1=$(date +%s.%N)
     last=-1; same=0
     while :; do
-      c=$(sqlite_rows "$DBF" "select count(*) from log_panel_log")
+      # The daemon's own count: polling count(*) with the sqlite3 CLI took CPU from the writer.
+      c=$(curl -fsS "http://127.0.0.1:$MPORT/metrics" | sed -n 's/^log_panel_collector_rows_written_total \([0-9]*\)$/\1/p')
+      c=${c:-0}
       [ "$c" -ge "$N" ] && break
       if [ "$c" = "$last" ]; then same=$((same+1)); [ $same -ge 50 ] && break; else same=0; fi
       last=$c; sleep 0.1
     done
     T2=$(date +%s.%N)
     stop_daemon
+    c=$(sqlite_rows "$DBF" "select count(*) from log_panel_log")
     line=$(python3 -c "print(f'collector_sqlite tcp rfc3164 spool=$sp sent=$N stored={$c} lost={$N-$c} send_s={$T1-$T0:.2f} total_s={$T2-$T0:.2f} rows_per_s={$c/($T2-$T0):.0f}')")
     echo "$line"
     RATE[collector_sqlite_$sp]=$(field rows_per_s "$line")

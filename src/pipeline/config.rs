@@ -9,6 +9,10 @@ use std::time::Duration;
 #[serde(default, deny_unknown_fields)]
 pub struct BatchConfig {
     pub max_records: usize,
+    /// Bytes of records (their queue weight) in one batch: a batch of large messages is copied
+    /// into rows, chunks and statement text while it is written, so its size bounds that copy.
+    #[serde(deserialize_with = "settings::bytes::deserialize")]
+    pub max_bytes: usize,
     #[serde(with = "settings::duration", alias = "max_delay_ms")]
     pub max_delay: Duration,
     /// Bytes of records held between the sources and the database commit.
@@ -26,6 +30,7 @@ impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_records: 5000,
+            max_bytes: 8 << 20,
             max_delay: Duration::from_millis(200),
             queue_bytes: 256 << 20,
             writers: 2,
@@ -35,11 +40,24 @@ impl Default for BatchConfig {
     }
 }
 
+impl BatchConfig {
+    /// The byte cap a batch is cut at: `max_bytes`, but at most a quarter of `queue_bytes`, so
+    /// that several writers find batches in a small queue and a batch's copies stay small beside it.
+    pub fn batch_bytes(&self) -> usize {
+        self.max_bytes.min(self.queue_bytes / 4).max(1)
+    }
+}
+
 impl Section for BatchConfig {
     const NAME: &'static str = "batch";
 
     fn check(&self, p: &mut Problems<'_>) {
         p.range("max_records", self.max_records, 1, 1_000_000);
+        if self.max_bytes < 64 << 10 {
+            p.key("max_bytes", "must be at least 65536 (64 KiB)");
+        } else if self.max_bytes > 1 << 30 {
+            p.key("max_bytes", "must be at most 1 GiB");
+        }
         p.duration_range("max_delay", self.max_delay, MILLISECOND, HOUR);
         if self.queue_bytes < 1 << 20 {
             p.key("queue_bytes", "must be at least 1048576 (1 MiB)");

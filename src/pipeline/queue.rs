@@ -3,6 +3,7 @@
 //! (TCP backpressure, UDP drops) instead of growing memory.
 
 use crate::record::Record;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -51,6 +52,8 @@ pub struct QueueSender {
 /// The consumer side, read by delivery.
 pub struct QueueReceiver {
     rx: mpsc::UnboundedReceiver<Queued>,
+    /// Records received past a batch's byte cap: the next batch starts with them.
+    carry: VecDeque<Queued>,
     shared: Arc<Shared>,
 }
 
@@ -84,7 +87,11 @@ pub fn bounded(cap_bytes: usize) -> (QueueSender, QueueReceiver) {
             tx,
             shared: shared.clone(),
         },
-        QueueReceiver { rx, shared },
+        QueueReceiver {
+            rx,
+            carry: VecDeque::new(),
+            shared,
+        },
     )
 }
 
@@ -312,7 +319,7 @@ impl QueueReceiver {
     ) -> Option<(Vec<Record>, Ticket)> {
         loop {
             match self
-                .next_batch_or_idle(max, max_delay, Duration::from_secs(3600))
+                .next_batch_or_idle(max, usize::MAX, max_delay, Duration::from_secs(3600))
                 .await
             {
                 Next::Batch(records, ticket) => return Some((records, ticket)),
@@ -322,36 +329,64 @@ impl QueueReceiver {
         }
     }
 
-    /// Up to `max` records: waits for the first, then collects until `max` or `max_delay` after it;
-    /// returns [`Next::Idle`] when nothing arrived within
-    /// `idle`, so the caller can show it is alive (the watchdog) and pick up new settings.
+    /// Up to `max` records or `max_bytes` of their weight (the record that crosses it included, so
+    /// a batch has at least one): waits for the first, then collects until a cap or `max_delay`
+    /// after it; returns [`Next::Idle`] when nothing arrived within `idle`, so the caller can show
+    /// it is alive (the watchdog) and pick up new settings.
     pub async fn next_batch_or_idle(
         &mut self,
         max: usize,
+        max_bytes: usize,
         max_delay: Duration,
         idle: Duration,
     ) -> Next {
         let mut items: Vec<Queued> = Vec::with_capacity(max.min(8192));
-        match tokio::time::timeout(idle, self.rx.recv_many(&mut items, max)).await {
-            Err(_) => return Next::Idle,
-            Ok(0) => return Next::Closed,
-            Ok(_) => {}
+        let mut weight = 0;
+        while items.len() < max && weight < max_bytes {
+            let Some(q) = self.carry.pop_front() else {
+                break;
+            };
+            weight += q.weight as usize;
+            items.push(q);
+        }
+        if items.is_empty() {
+            match tokio::time::timeout(idle, self.rx.recv_many(&mut items, max)).await {
+                Err(_) => return Next::Idle,
+                Ok(0) => return Next::Closed,
+                Ok(_) => {}
+            }
+            weight = self.cut(&mut items, 0, max_bytes);
         }
         let deadline = Instant::now() + max_delay;
-        while items.len() < max {
+        while items.len() < max && weight < max_bytes && self.carry.is_empty() {
             let room = max - items.len();
+            let from = items.len();
             match tokio::time::timeout_at(deadline, self.rx.recv_many(&mut items, room)).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
+            weight += self.cut(&mut items, from, max_bytes - weight);
         }
-        let weight = items.iter().map(|q| q.weight as usize).sum();
         let ticket = Ticket {
             shared: self.shared.clone(),
             weight,
             records: items.len(),
         };
         Next::Batch(items.into_iter().map(|q| q.record).collect(), ticket)
+    }
+
+    /// Keeps `items[from..]` up to the record whose weight reaches `room`, moves the rest to the
+    /// carry (in order, so records keep their order across batches), and returns the kept weight.
+    fn cut(&mut self, items: &mut Vec<Queued>, from: usize, room: usize) -> usize {
+        let mut kept = 0;
+        for (i, q) in items[from..].iter().enumerate() {
+            kept += q.weight as usize;
+            if kept >= room {
+                self.carry.extend(items.drain(from + i + 1..));
+                break;
+            }
+        }
+        kept
     }
 }
 
@@ -478,5 +513,45 @@ mod tests {
         let (b, t) = rx.next_batch(10, Duration::from_millis(1)).await.unwrap();
         assert_eq!(b[0].message.len(), 1 << 20);
         t.release();
+    }
+
+    #[tokio::test]
+    async fn batches_are_cut_at_the_byte_cap_in_order_and_release_what_they_hold() {
+        let (tx, mut rx) = bounded(1 << 20);
+        for i in 0..10 {
+            tx.try_push(Record::sample(
+                Level::Info,
+                "t",
+                format!("{i}{}", "x".repeat(999)),
+            ))
+            .unwrap();
+        }
+        let one = rec(1000).weight();
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        while seen.len() < 10 {
+            // 2.5 records' weight: each batch takes the record that crosses it, so three.
+            let next = rx
+                .next_batch_or_idle(
+                    100,
+                    one * 5 / 2,
+                    Duration::from_millis(1),
+                    Duration::from_millis(50),
+                )
+                .await;
+            let Next::Batch(b, t) = next else {
+                panic!("records are queued")
+            };
+            assert_eq!(t.weight, b.iter().map(Record::weight).sum::<usize>());
+            sizes.push(b.len());
+            seen.extend(b.iter().map(|r| r.message[..1].to_string()));
+            t.release();
+        }
+        assert_eq!(sizes, [3, 3, 3, 1]);
+        let want: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        assert_eq!(seen, want, "order kept across the carry");
+        assert_eq!(tx.depth(), (0, 0), "every byte given back");
+        drop(tx);
+        assert!(rx.next_batch(10, Duration::from_millis(1)).await.is_none());
     }
 }

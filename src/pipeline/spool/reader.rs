@@ -25,6 +25,8 @@ pub struct Taken {
     pub marks: Vec<(u64, u64, u64)>,
     /// Some records come from a previous run: the database may have them already.
     pub replayed: bool,
+    /// The records' weight ([`Record::weight`]), for the batch's byte cap.
+    pub weight: usize,
 }
 
 /// What [`SpoolReader::next`] found.
@@ -187,10 +189,16 @@ impl SpoolReader {
         self.sh.stats.spool_cut_bytes.inc_by(to - from);
     }
 
-    /// Reads what is readable now into `out`, up to `max` records. True when caught up.
-    fn read_some(&mut self, out: &mut Taken, max: usize) -> std::io::Result<bool> {
+    /// Reads what is readable now into `out`, up to `max` records or `max_bytes` of their weight.
+    /// True when caught up.
+    fn read_some(
+        &mut self,
+        out: &mut Taken,
+        max: usize,
+        max_bytes: usize,
+    ) -> std::io::Result<bool> {
         let pos = *self.rx.borrow_and_update();
-        while out.records.len() < max {
+        while out.records.len() < max && out.weight < max_bytes {
             if self.cur.is_none() && !self.open(pos)? {
                 return Ok(true);
             }
@@ -226,6 +234,7 @@ impl SpoolReader {
                     if c.replay {
                         Stats::inc(&self.sh.stats.spool_replayed);
                     }
+                    out.weight += record.weight();
                     out.records.push((id, record));
                 }
                 None => {
@@ -244,14 +253,21 @@ impl SpoolReader {
         Ok(false)
     }
 
-    /// Up to `max` records: waits for the first, then collects until `max` or `max_delay` after
-    /// it. `Idle` when nothing came within `idle`; `Closed` once the spool is closed and read.
-    pub async fn next(&mut self, max: usize, max_delay: Duration, idle: Duration) -> Next {
+    /// Up to `max` records or `max_bytes` of their weight (at least one record): waits for the
+    /// first, then collects until a cap or `max_delay` after it. `Idle` when nothing came within
+    /// `idle`; `Closed` once the spool is closed and read.
+    pub async fn next(
+        &mut self,
+        max: usize,
+        max_bytes: usize,
+        max_delay: Duration,
+        idle: Duration,
+    ) -> Next {
         let mut out = Taken::default();
         let idle_until = Instant::now() + idle;
         let mut deadline: Option<Instant> = None;
         loop {
-            let caught_up = match self.read_some(&mut out, max) {
+            let caught_up = match self.read_some(&mut out, max, max_bytes) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!("spool: reading a segment failed: {e}; trying again");
@@ -263,7 +279,7 @@ impl SpoolReader {
                     true
                 }
             };
-            if out.records.len() >= max {
+            if out.records.len() >= max || out.weight >= max_bytes {
                 return Next::Batch(out);
             }
             if !out.records.is_empty() && deadline.is_none() {

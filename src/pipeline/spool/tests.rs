@@ -20,7 +20,7 @@ fn settings(dir: &Path, sync: SyncPolicy) -> SpoolSettings {
 
 /// What the reader gives next: up to 50 records, `Idle` after `idle` without any.
 async fn next(r: &mut SpoolReader, idle: Duration) -> Next {
-    r.next(50, Duration::from_millis(5), idle).await
+    r.next(50, usize::MAX, Duration::from_millis(5), idle).await
 }
 
 /// Commits everything taken.
@@ -189,4 +189,48 @@ async fn a_full_spool_refuses_requests_and_drops_datagrams_until_room_is_given_b
         .expect("the stream source goes on once room is back")
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn batches_from_the_spool_are_cut_at_the_byte_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = Arc::new(Stats::default());
+    let spool = Spool::open(settings(dir.path(), SyncPolicy::Never), stats.clone()).unwrap();
+    let records: Vec<Record> = (0..20).map(|i| rec(i, 1000)).collect();
+    assert!(
+        spool
+            .submit_all(&records, Duration::from_secs(1))
+            .await
+            .unwrap()
+    );
+    let one = records[0].weight();
+    let mut reader = spool.reader();
+    let mut sizes = Vec::new();
+    let mut back = Vec::new();
+    while back.len() < 20 {
+        // 3.5 records' weight: the record that crosses it is taken, so four per batch.
+        match reader
+            .next(
+                100,
+                one * 7 / 2,
+                Duration::from_millis(5),
+                Duration::from_secs(5),
+            )
+            .await
+        {
+            Next::Batch(t) => {
+                assert_eq!(
+                    t.weight,
+                    t.records.iter().map(|(_, r)| r.weight()).sum::<usize>()
+                );
+                sizes.push(t.records.len());
+                back.extend(t.records.iter().map(|(_, r)| r.clone()));
+                spool.committed(&t.marks);
+            }
+            _ => panic!("records are spooled"),
+        }
+    }
+    assert_eq!(sizes, [4, 4, 4, 4, 4]);
+    assert_eq!(back, records);
+    spool.close().await;
 }
