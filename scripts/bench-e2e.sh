@@ -92,15 +92,19 @@ pg_ticks() {
   for p in $(pgrep -x postgres); do t=$((t + $(proc_ticks "$p"))); done
   echo "$t"
 }
-# The whole machine's CPU ticks (/proc/stat "cpu": user nice system idle iowait irq softirq steal).
-stat_now() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5, $6 }' /proc/stat; }
+# The whole machine's CPU ticks (/proc/stat "cpu": user nice system idle iowait irq softirq steal):
+# busy (user nice system irq softirq), idle, iowait, steal (taken by the hypervisor for other guests).
+stat_now() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5, $6, $9 }' /proc/stat; }
 cpu_line() { # cpu_line NAME ROWS PG_T0 [COLLECTOR_TICKS]: prints cpu_us_per_row for PostgreSQL and the collector,
   # and how the machine's cores were spent since `st0` (busy, idle, waiting for I/O): idle cores during a
   # run mean its rate was set by something other than CPU.
   local pg=$(( ($(pg_ticks) - $3) * TICK_US ))
   python3 -c "import sys; n=max(int(sys.argv[2]),1); print(f'cpu {sys.argv[1]} rows={n} postgres_us_per_row={int(sys.argv[3])/n:.1f}' + (f' collector_us_per_row={int(sys.argv[4])/n:.1f}' if sys.argv[4] else ''))" \
     "$1" "$2" "$pg" "${4:+$(( $4 * TICK_US ))}"
-  python3 -c "import sys; a=list(map(int, sys.argv[1].split())); b=list(map(int, sys.argv[2].split())); d=[y-x for x, y in zip(a, b)]; t=max(sum(d),1); print(f'machine {sys.argv[3]} busy={100*d[0]/t:.0f}% idle={100*d[1]/t:.0f}% iowait={100*d[2]/t:.0f}%')" \
+  machine_line "$1"
+}
+machine_line() { # machine_line NAME: how the machine's cores were spent since `st0`
+  python3 -c "import sys; a=list(map(int, sys.argv[1].split())); b=list(map(int, sys.argv[2].split())); d=[y-x for x, y in zip(a, b)]; t=max(sum(d),1); print(f'machine {sys.argv[3]} busy={100*d[0]/t:.0f}% idle={100*d[1]/t:.0f}% iowait={100*d[2]/t:.0f}% steal={100*d[3]/t:.0f}%')" \
     "$st0" "$(stat_now)" "$1"
 }
 # median X...: the middle value (a mode listed several times in SPOOLS runs several times, alternating)
@@ -343,7 +347,7 @@ if has_part sqlite; then
     DAEMON_PID=$!
     PORT=$(daemon_port "syslog tcp")
     MPORT=$(daemon_port "metrics http")
-    T0=$(date +%s.%N)
+    T0=$(date +%s.%N); st0=$(stat_now)
     timeout "$LIMIT_S" $(loggen_cmd) -i -Q -s "$SIZE" -n "$N" -S -r 100000000 127.0.0.1 "$PORT" >/dev/null 2>"$WORK/loggen.err" || die "loggen failed: $(tail -3 "$WORK/loggen.err")"
     T1=$(date +%s.%N)
     last=-1; same=0
@@ -356,6 +360,7 @@ if has_part sqlite; then
       last=$c; sleep 0.1
     done
     T2=$(date +%s.%N)
+    machine_line "collector_sqlite_$sp"
     stop_daemon
     c=$(sqlite_rows "$DBF" "select count(*) from log_panel_log")
     line=$(python3 -c "print(f'collector_sqlite tcp rfc3164 spool=$sp sent=$N stored={$c} lost={$N-$c} send_s={$T1-$T0:.2f} total_s={$T2-$T0:.2f} rows_per_s={$c/($T2-$T0):.0f}')")

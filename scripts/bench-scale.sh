@@ -37,6 +37,7 @@
 #   MONGO_URL   a MongoDB to use (mongodb://HOST:PORT); unset: the stand-in (scripts/mongo-test-server.sh with
 #               MONGO_TEST_ROOT=/tmp/lpc-mongo-scale, MONGO_TEST_PORT=27941) is started and stopped here, and
 #               its figures are marked "stand-in"
+#   EXTRA_TOML  scale: lines appended to each daemon's config, e.g. '[batch]\nmax_bytes = "64MiB"'
 #   OVERLOAD_QUEUE, OVERLOAD_SIZES, LOCK_S   overload: queue_bytes (16MiB), record sizes ("4096 256"), lock (30 s)
 #   OVERLOAD_PROTOCOLS  the senders of the overload part, sharing the 10 x queue_bytes (default "tcp otlp-grpc")
 #   OVERLOAD_BATCH  more [batch] keys for the overload part, e.g. "max_records = 1000" or "writers = 1"
@@ -245,6 +246,7 @@ run_one() { # run_one BACKEND SIZE N CONC
     echo "[otlp]"; echo 'grpc = ""'; echo 'http = ""'
     echo "[retention]"; echo "days = 0"
     echo "[service]"; echo 'metrics = "127.0.0.1:0"'
+    [ -z "${EXTRA_TOML:-}" ] || printf '%b\n' "$EXTRA_TOML"
   } >"$conf"
   "$BIN" --config "$conf" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed ($backend)"; }
   [ "$backend" != postgres ] || psql_db postgres -c checkpoint   # each run starts from a fresh checkpoint

@@ -44,13 +44,7 @@ impl Running {
     }
 
     fn addr(&self, prefix: &str) -> SocketAddr {
-        let l = self.d.wait_line(prefix, Duration::from_secs(30));
-        l[l.find(prefix).unwrap() + prefix.len()..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        self.d.addr(prefix)
     }
 
     fn metrics_url(&self) -> String {

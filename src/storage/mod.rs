@@ -5,6 +5,7 @@
 pub mod config;
 pub mod mongo;
 pub mod mysql;
+pub mod pg_copy;
 pub mod postgres;
 pub mod schema;
 pub mod sql;
