@@ -353,7 +353,7 @@ if has_part sqlite; then
     last=-1; same=0
     while :; do
       # The daemon's own count: polling count(*) with the sqlite3 CLI took CPU from the writer.
-      c=$(curl -fsS "http://127.0.0.1:$MPORT/metrics" | sed -n 's/^log_panel_collector_rows_written_total \([0-9]*\)$/\1/p')
+      c=$(curl -fsS "http://127.0.0.1:$MPORT/metrics" | sed -n 's/^log_panel_collector_rows_written_total{[^}]*} \([0-9]*\)$/\1/p')
       c=${c:-0}
       [ "$c" -ge "$N" ] && break
       if [ "$c" = "$last" ]; then same=$((same+1)); [ $same -ge 50 ] && break; else same=0; fi

@@ -21,7 +21,7 @@ die() { echo "copy-format.sh: $*" >&2; exit 1; }
 command -v psql >/dev/null || die "psql is missing"
 [ -x "$BIN" ] || die "$BIN is missing (cargo build --release)"
 WORK=$(mktemp -d /tmp/copy-format.XXXXXX)
-chmod 755 "$WORK"
+chmod 1777 "$WORK"   # the server writes the binary file here
 trap 'rm -rf "$WORK"' EXIT
 P() { psql "$PGURL_BASE/$1" -qAtX -v ON_ERROR_STOP=1 "${@:2}"; }
 

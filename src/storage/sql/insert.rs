@@ -71,26 +71,65 @@ impl<DB: Database + HasStatementCache> Insert<DB> {
         }
     }
 
-    /// Inserts `items` in as few statements as `limits` allow; `size` estimates a row's bytes,
-    /// `push` binds its values.
+    /// Inserts `items` on `tx` now ([`Insert::build`], then [`Statements::execute`]); for the few
+    /// rows of counters, where binding them first would gain nothing.
     pub async fn run<T: Sync>(
         &self,
         tx: &mut DB::Connection,
         limits: Limits,
         items: &[T],
         size: impl Fn(&T) -> usize,
-        mut push: impl FnMut(Separated<'_, DB, &'static str>, &T) + Send,
+        push: impl FnMut(Separated<'_, DB, &'static str>, &T),
     ) -> Result<(), StorageError>
     where
         for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
         DB::Arguments: IntoArguments<DB>,
     {
+        self.build(limits, items, size, push).execute(tx).await
+    }
+
+    /// The statements that insert `items` in as few statements as `limits` allow; `size`
+    /// estimates a row's bytes, `push` binds its values. Built before the transaction begins: the
+    /// binding is CPU work on the runtime's threads, and done inside the transaction it would hold
+    /// the connection (SQLite's only one) idle while the next statement is bound (docs/benchmarks.md,
+    /// SQLite).
+    pub fn build<T>(
+        &self,
+        limits: Limits,
+        items: &[T],
+        size: impl Fn(&T) -> usize,
+        mut push: impl FnMut(Separated<'_, DB, &'static str>, &T),
+    ) -> Statements<DB> {
         let mut rest = items.iter();
+        let mut out = Vec::new();
         for n in statement_sizes(items.iter().map(size), self.params, limits) {
             let mut q = QueryBuilder::<DB>::new(self.head);
             q.push_values(rest.by_ref().take(n), &mut push);
             q.push(self.tail);
-            let prepared = limits.rows.is_none_or(|rows| n == rows);
+            out.push((q, limits.rows.is_none_or(|rows| n == rows)));
+        }
+        Statements {
+            statements: out,
+            what: self.what,
+        }
+    }
+}
+
+/// Bound multi-row `INSERT`s, ready to run in a transaction.
+pub struct Statements<DB: Database> {
+    /// Each with whether to keep it prepared.
+    statements: Vec<(QueryBuilder<DB>, bool)>,
+    what: &'static str,
+}
+
+impl<DB: Database + HasStatementCache> Statements<DB> {
+    /// Runs them in order on `tx`.
+    pub async fn execute(self, tx: &mut DB::Connection) -> Result<(), StorageError>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        DB::Arguments: IntoArguments<DB>,
+    {
+        for (mut q, prepared) in self.statements {
             q.build()
                 .persistent(prepared)
                 .execute(&mut *tx)

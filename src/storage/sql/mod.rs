@@ -344,14 +344,17 @@ where
 
     async fn write_batch(&self, batch: &Batch) -> Result<(), StorageError> {
         let server = self.dialect.server(&self.pool).await?;
-        let mut tx = self.begin().await?;
-        if let Some(inserts) = &D::SQL.inserts {
+        // Bound before the transaction, so the connection is busy only with executing them.
+        let inserts = D::SQL.inserts.as_ref().map(|inserts| {
             let limits = D::limits(&server);
             let row_size = |r: &Row| {
                 r.message.len() + r.logger_name.len() + r.module.len() + r.pathname.len() + 300
             };
-            Insert::<D::DB>::new(inserts.rows, "", 10, "inserting log rows")
-                .run(&mut tx, limits, &batch.rows, row_size, |mut b, r| {
+            let rows = Insert::<D::DB>::new(inserts.rows, "", 10, "inserting log rows").build(
+                limits,
+                &batch.rows,
+                row_size,
+                |mut b, r| {
                     b.push_bind(D::id(&server, r.id))
                         .push_bind(D::time(r.timestamp))
                         .push_bind(r.level.as_str())
@@ -362,17 +365,22 @@ where
                         .push_bind(r.line_number)
                         .push_bind(r.message_chunked)
                         .push_bind(r.message_size);
-                })
-                .await?;
+                },
+            );
             let chunk_size = |c: &Chunk| c.text.len() + 100;
-            Insert::<D::DB>::new(inserts.chunks, "", 4, "inserting message chunks")
-                .run(&mut tx, limits, &batch.chunks, chunk_size, |mut b, c| {
+            let chunks = Insert::<D::DB>::new(inserts.chunks, "", 4, "inserting message chunks")
+                .build(limits, &batch.chunks, chunk_size, |mut b, c| {
                     b.push_bind(D::id(&server, c.id))
                         .push_bind(D::id(&server, c.log_id))
                         .push_bind(c.index)
                         .push_bind(c.text.as_str());
-                })
-                .await?;
+                });
+            (rows, chunks)
+        });
+        let mut tx = self.begin().await?;
+        if let Some((rows, chunks)) = inserts {
+            rows.execute(&mut tx).await?;
+            chunks.execute(&mut tx).await?;
         }
         self.dialect.write(server, &mut tx, batch).await?;
         tx.commit().await.context("committing a batch")
