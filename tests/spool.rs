@@ -23,13 +23,17 @@ fn spool_at(dir: &Path) -> SpoolSettings {
 }
 
 async fn start_spooled(url: &str, dir: &Path) -> Collector {
+    start_with(url, spool_at(dir)).await
+}
+
+async fn start_with(url: &str, settings: SpoolSettings) -> Collector {
     let cfg = test_config(url);
     let backend = AnyBackend::from_config(&cfg.storage, cfg.batch.writers).unwrap();
     Collector::start_spooled(
         &cfg,
         Arc::new(backend),
         Activated::default(),
-        Some(spool_at(dir)),
+        Some(settings),
     )
     .await
     .expect("collector starts")
@@ -216,20 +220,8 @@ async fn udp_into_a_full_spool(sync: SyncPolicy) {
         sync,
         ..spool_at(spool_dir.path())
     };
-    let start = |url: String, settings: SpoolSettings| async move {
-        let cfg = test_config(&url);
-        let backend = AnyBackend::from_config(&cfg.storage, cfg.batch.writers).unwrap();
-        Collector::start_spooled(
-            &cfg,
-            Arc::new(backend),
-            Activated::default(),
-            Some(settings),
-        )
-        .await
-        .expect("collector starts")
-    };
     let down = format!("postgres://postgres@127.0.0.1:{}/none", free_port());
-    let c = start(down, settings.clone()).await;
+    let c = start_with(&down, settings.clone()).await;
     let stats = c.stats();
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..SENT {
@@ -262,7 +254,7 @@ async fn udp_into_a_full_spool(sync: SyncPolicy) {
         .expect("stopping with storage down is not an error");
 
     let db = TestDb::new(Engine::Sqlite, "spool_udp").await;
-    let c = start(db.url.clone(), settings).await;
+    let c = start_with(&db.url, settings).await;
     let stats = c.stats();
     wait_for("the spooled datagrams", Duration::from_secs(30), || {
         stats.rows_written.get() == spooled
@@ -298,20 +290,8 @@ async fn a_stop_with_the_spool_full_keeps_every_frame_that_was_sent() {
         segment_bytes: 16 << 10,
         ..spool_at(spool_dir.path())
     };
-    let start = |url: String, settings: SpoolSettings| async move {
-        let cfg = test_config(&url);
-        let backend = AnyBackend::from_config(&cfg.storage, cfg.batch.writers).unwrap();
-        Collector::start_spooled(
-            &cfg,
-            Arc::new(backend),
-            Activated::default(),
-            Some(settings),
-        )
-        .await
-        .expect("collector starts")
-    };
     let down = format!("postgres://postgres@127.0.0.1:{}/none", free_port());
-    let c = start(down, settings.clone()).await;
+    let c = start_with(&down, settings.clone()).await;
     let stats = c.stats();
     let addr = c.tcp_addrs()[0];
     // About 1 MB in all, eight times the spool: the connections block on spool room.
@@ -350,7 +330,7 @@ async fn a_stop_with_the_spool_full_keeps_every_frame_that_was_sent() {
     );
 
     let db = TestDb::new(Engine::Sqlite, "spool_stop").await;
-    let c = start(db.url.clone(), settings).await;
+    let c = start_with(&db.url, settings).await;
     let stats = c.stats();
     wait_for("the spooled frames", Duration::from_secs(60), || {
         stats.rows_written.get() == TOTAL

@@ -40,11 +40,38 @@ impl Default for BatchConfig {
     }
 }
 
+/// Where a batch ends, in records and in their weight; the queue and the spool reader cut by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchCap {
+    pub records: usize,
+    /// Record weight ([`crate::record::Record::weight`]); the record that crosses it is included.
+    pub bytes: usize,
+}
+
+impl BatchCap {
+    /// No byte cap: batches end by record count only.
+    pub const fn records(records: usize) -> Self {
+        BatchCap {
+            records,
+            bytes: usize::MAX,
+        }
+    }
+
+    /// A batch of `records` weighing `weight` takes no more.
+    pub fn full(&self, records: usize, weight: usize) -> bool {
+        records >= self.records || weight >= self.bytes
+    }
+}
+
 impl BatchConfig {
-    /// The byte cap a batch is cut at: `max_bytes`, but at most a quarter of `queue_bytes`, so
-    /// that several writers find batches in a small queue and a batch's copies stay small beside it.
-    pub fn batch_bytes(&self) -> usize {
-        self.max_bytes.min(self.queue_bytes / 4).max(1)
+    /// The cap batches are cut at: `max_records`, and `max_bytes` but at most a quarter of
+    /// `queue_bytes`, so that several writers find batches in a small queue and a batch's copies
+    /// stay small beside it.
+    pub fn cap(&self) -> BatchCap {
+        BatchCap {
+            records: self.max_records,
+            bytes: self.max_bytes.min(self.queue_bytes / 4).max(1),
+        }
     }
 }
 

@@ -288,7 +288,7 @@ impl<B: Backend> Writer<B> {
             let next = queue
                 .lock()
                 .await
-                .next_batch_or_idle(c.max_records, c.batch_bytes(), c.max_delay, IDLE_BEAT)
+                .next_batch_or_idle(c.cap(), c.max_delay, IDLE_BEAT)
                 .await;
             let (records, ticket) = match next {
                 Next::Batch(r, t) => (r, t),
@@ -308,7 +308,7 @@ impl<B: Backend> Writer<B> {
             let next = reader
                 .lock()
                 .await
-                .next(c.max_records, c.batch_bytes(), c.max_delay, IDLE_BEAT)
+                .next(c.cap(), c.max_delay, IDLE_BEAT)
                 .await;
             let mut taken = match next {
                 SpoolNext::Batch(t) => t,

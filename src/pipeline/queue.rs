@@ -2,6 +2,7 @@
 //! the moment a record is queued until its batch is committed, so a stalled database stops intake
 //! (TCP backpressure, UDP drops) instead of growing memory.
 
+use super::config::BatchCap;
 use crate::record::Record;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -319,7 +320,7 @@ impl QueueReceiver {
     ) -> Option<(Vec<Record>, Ticket)> {
         loop {
             match self
-                .next_batch_or_idle(max, usize::MAX, max_delay, Duration::from_secs(3600))
+                .next_batch_or_idle(BatchCap::records(max), max_delay, Duration::from_secs(3600))
                 .await
             {
                 Next::Batch(records, ticket) => return Some((records, ticket)),
@@ -329,20 +330,19 @@ impl QueueReceiver {
         }
     }
 
-    /// Up to `max` records or `max_bytes` of their weight (the record that crosses it included, so
-    /// a batch has at least one): waits for the first, then collects until a cap or `max_delay`
-    /// after it; returns [`Next::Idle`] when nothing arrived within `idle`, so the caller can show
-    /// it is alive (the watchdog) and pick up new settings.
+    /// Up to `cap` (at least one record): waits for the first, then collects until the cap or
+    /// `max_delay` after it; returns [`Next::Idle`] when nothing arrived within `idle`, so the caller
+    /// can show it is alive (the watchdog) and pick up new settings.
     pub async fn next_batch_or_idle(
         &mut self,
-        max: usize,
-        max_bytes: usize,
+        cap: BatchCap,
         max_delay: Duration,
         idle: Duration,
     ) -> Next {
+        let max = cap.records;
         let mut items: Vec<Queued> = Vec::with_capacity(max.min(8192));
         let mut weight = 0;
-        while items.len() < max && weight < max_bytes {
+        while !cap.full(items.len(), weight) {
             let Some(q) = self.carry.pop_front() else {
                 break;
             };
@@ -355,17 +355,17 @@ impl QueueReceiver {
                 Ok(0) => return Next::Closed,
                 Ok(_) => {}
             }
-            weight = self.cut(&mut items, 0, max_bytes);
+            weight = self.cut(&mut items, 0, cap.bytes);
         }
         let deadline = Instant::now() + max_delay;
-        while items.len() < max && weight < max_bytes && self.carry.is_empty() {
+        while !cap.full(items.len(), weight) && self.carry.is_empty() {
             let room = max - items.len();
             let from = items.len();
             match tokio::time::timeout_at(deadline, self.rx.recv_many(&mut items, room)).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
-            weight += self.cut(&mut items, from, max_bytes - weight);
+            weight += self.cut(&mut items, from, cap.bytes - weight);
         }
         let ticket = Ticket {
             shared: self.shared.clone(),
@@ -533,8 +533,10 @@ mod tests {
             // 2.5 records' weight: each batch takes the record that crosses it, so three.
             let next = rx
                 .next_batch_or_idle(
-                    100,
-                    one * 5 / 2,
+                    BatchCap {
+                        records: 100,
+                        bytes: one * 5 / 2,
+                    },
                     Duration::from_millis(1),
                     Duration::from_millis(50),
                 )

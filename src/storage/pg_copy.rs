@@ -1,6 +1,6 @@
 //! PostgreSQL's binary `COPY` format for a batch's rows and chunks. Binary instead of text because
 //! the server then parses no uuid, timestamp or integer text and unescapes nothing: the same rows
-//! took about 11 % less server time (`scripts/copy-format.sh`, docs/benchmarks.md), and PostgreSQL
+//! took about 10 % less server time (`scripts/copy-format.sh`, docs/benchmarks.md), and PostgreSQL
 //! is what limits the rate. The layout is the documented one: a signature, flags and an empty
 //! header extension; per tuple a 16-bit field count, then each field as a 32-bit length and its
 //! bytes in the type's binary form; a trailer of -1.

@@ -5,6 +5,7 @@
 
 use super::format::{self, FRAME_HEADER, SEGMENT_HEADER};
 use super::{Pos, Shared, seg_path};
+use crate::pipeline::config::BatchCap;
 use crate::record::Record;
 use crate::stats::Stats;
 use std::fs::File;
@@ -189,16 +190,10 @@ impl SpoolReader {
         self.sh.stats.spool_cut_bytes.inc_by(to - from);
     }
 
-    /// Reads what is readable now into `out`, up to `max` records or `max_bytes` of their weight.
-    /// True when caught up.
-    fn read_some(
-        &mut self,
-        out: &mut Taken,
-        max: usize,
-        max_bytes: usize,
-    ) -> std::io::Result<bool> {
+    /// Reads what is readable now into `out`, up to `cap`. True when caught up.
+    fn read_some(&mut self, out: &mut Taken, cap: BatchCap) -> std::io::Result<bool> {
         let pos = *self.rx.borrow_and_update();
-        while out.records.len() < max && out.weight < max_bytes {
+        while !cap.full(out.records.len(), out.weight) {
             if self.cur.is_none() && !self.open(pos)? {
                 return Ok(true);
             }
@@ -253,21 +248,15 @@ impl SpoolReader {
         Ok(false)
     }
 
-    /// Up to `max` records or `max_bytes` of their weight (at least one record): waits for the
-    /// first, then collects until a cap or `max_delay` after it. `Idle` when nothing came within
-    /// `idle`; `Closed` once the spool is closed and read.
-    pub async fn next(
-        &mut self,
-        max: usize,
-        max_bytes: usize,
-        max_delay: Duration,
-        idle: Duration,
-    ) -> Next {
+    /// Up to `cap` (at least one record): waits for the first, then collects until the cap or
+    /// `max_delay` after it. `Idle` when nothing came within `idle`; `Closed` once the spool is
+    /// closed and read.
+    pub async fn next(&mut self, cap: BatchCap, max_delay: Duration, idle: Duration) -> Next {
         let mut out = Taken::default();
         let idle_until = Instant::now() + idle;
         let mut deadline: Option<Instant> = None;
         loop {
-            let caught_up = match self.read_some(&mut out, max, max_bytes) {
+            let caught_up = match self.read_some(&mut out, cap) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!("spool: reading a segment failed: {e}; trying again");
@@ -279,7 +268,7 @@ impl SpoolReader {
                     true
                 }
             };
-            if out.records.len() >= max || out.weight >= max_bytes {
+            if cap.full(out.records.len(), out.weight) {
                 return Next::Batch(out);
             }
             if !out.records.is_empty() && deadline.is_none() {

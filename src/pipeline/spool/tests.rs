@@ -1,5 +1,6 @@
 use super::reader::Next;
 use super::*;
+use crate::pipeline::config::BatchCap;
 use crate::record::Level;
 
 fn rec(i: usize, n: usize) -> Record {
@@ -20,7 +21,8 @@ fn settings(dir: &Path, sync: SyncPolicy) -> SpoolSettings {
 
 /// What the reader gives next: up to 50 records, `Idle` after `idle` without any.
 async fn next(r: &mut SpoolReader, idle: Duration) -> Next {
-    r.next(50, usize::MAX, Duration::from_millis(5), idle).await
+    r.next(BatchCap::records(50), Duration::from_millis(5), idle)
+        .await
 }
 
 /// Commits everything taken.
@@ -211,8 +213,10 @@ async fn batches_from_the_spool_are_cut_at_the_byte_cap() {
         // 3.5 records' weight: the record that crosses it is taken, so four per batch.
         match reader
             .next(
-                100,
-                one * 7 / 2,
+                BatchCap {
+                    records: 100,
+                    bytes: one * 7 / 2,
+                },
                 Duration::from_millis(5),
                 Duration::from_secs(5),
             )
