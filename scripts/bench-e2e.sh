@@ -19,6 +19,11 @@
 #                  "sqlite" the embedded default beside SQLite's own limit (SQLITE_SPOOLS="on off")
 #   UDP_N, UDP_RATE  the udp part: datagrams offered (500000) at each rate in UDP_RATE (default 50000)
 #   FORMATS        collector formats, default "rfc3164 rfc5424"
+#   SENDERS        who sends the syslog messages, default "bench loggen": the collector's own `bench`
+#                  (0.8 us of CPU a message here) and then syslog-ng's loggen (10 us a message, CPU that
+#                  PostgreSQL or SQLite then lacks on 2 cores). The first is the one compared with COPY and
+#                  used by the sqlite part; the collector over loggen is compared with rsyslog over loggen
+#   TCP_CONNECTIONS  connections of the bench sender (default 1, as loggen's)
 #   MAX_RECORDS, MAX_DELAY_MS, WRITERS, QUEUE_BYTES
 #                  written into the collector's [batch] section when set (else the defaults apply)
 #   SPOOLS         run the OTLP part once per mode, e.g. "off always interval": spool off, or on with
@@ -42,6 +47,7 @@ N=${1:-200000}
 SIZE=${SIZE:-256}
 PARTS=${PARTS:-copy collector otlp rsyslog}
 FORMATS=${FORMATS:-rfc3164 rfc5424}
+SENDERS=${SENDERS:-bench loggen}
 LIMIT_S=${LIMIT_S:-$((300 + N / 500))}
 
 BENCH_DIR=${BENCH_DIR:-$REPO/../shared/bench}
@@ -164,6 +170,26 @@ monitor() { # monitor OUTFILE: top and the collector's sessions, once a second, 
   done
 }
 
+# send_tcp SENDER FMT PORT MPORT: N syslog messages of FMT over TCP to the collector on PORT, then the wait
+# until they are stored; prints "ingest tcp FMT sent= stored= lost= send_s= total_s= rows_per_s=".
+#   bench   the collector's own load generator (`bench --protocol tcp`, one connection, 1000 messages a
+#           write); it polls the daemon's /metrics on MPORT for the stored count, every 50 ms
+#   loggen  syslog-ng's loggen through BENCH_DIR/ingest-rate.sh, which polls count(*) every 100 ms
+send_tcp() {
+  case $1 in
+    bench)
+      local out
+      out=$(timeout "$LIMIT_S" "$BIN" bench --protocol tcp --endpoint "127.0.0.1:$3" --records "$N" --size "$SIZE" \
+              --format "$2" --concurrency "${TCP_CONNECTIONS:-1}" --batch 1000 \
+              --metrics "http://127.0.0.1:$4/metrics" --wait "$((LIMIT_S / 2))s" 2>"$WORK/bench.err") ||
+        { cat "$WORK/bench.err" >&2; return 1; }
+      python3 -c "import sys; s=int(sys.argv[2]); print(f'ingest tcp $2 sent=$N stored={s} lost={$N-s} send_s={float(sys.argv[1]):.2f} total_s={float(sys.argv[3]):.2f} rows_per_s={s/float(sys.argv[3]):.0f}')" \
+        "$(field seconds "$out")" "$(field stored "$out")" "$(field stored_seconds "$out")" ;;
+    loggen) timeout "$LIMIT_S" "$BENCH_DIR/ingest-rate.sh" "$DB" "$3" "$N" tcp "$2" "$SIZE" ;;
+    *) die "unknown sender '$1' in SENDERS (bench or loggen)" ;;
+  esac
+}
+
 if has_part collector; then
   if [ ! -x "$BIN" ]; then
     echo "== $BIN is missing: cargo build --release"
@@ -190,7 +216,7 @@ if has_part collector; then
   } >"$CONF"
   # Only the syslog TCP listener: OTLP listeners off (their default ports may be taken), retention off.
   # A binary older than [otlp] or [retention] rejects that section: then it is left out.
-  for section in '[otlp]\ngrpc = ""\nhttp = ""' '[retention]\ndays = 0'; do
+  for section in '[otlp]\ngrpc = ""\nhttp = ""' '[retention]\ndays = 0' '[service]\nmetrics = "127.0.0.1:0"'; do
     cp "$CONF" "$CONF.prev"
     printf "$section\n" >>"$CONF"
     "$BIN" --config "$CONF" validate >/dev/null 2>&1 || mv "$CONF.prev" "$CONF"
@@ -199,6 +225,7 @@ if has_part collector; then
   batch_keys=$(grep -E '^(max_records|max_delay_ms|writers|queue_bytes|context)' "$CONF" | paste -sd' ' - || true)
   echo "== collector settings: ${batch_keys:-defaults (max_records=5000 max_delay_ms=200 writers=2)}"
 
+  for sender in $SENDERS; do
   for fmt in $FORMATS; do
     # A fresh database per format, so each figure is "N rows into an empty schema", like COPY's.
     psql_db postgres -c "set client_min_messages = warning" -c "drop database if exists $DB with (force)" -c "create database $DB" >/dev/null
@@ -208,32 +235,34 @@ if has_part collector; then
     RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$CONF" run 2>"$LOG" &
     DAEMON_PID=$!
     PORT=$(daemon_port "syslog tcp")
+    MPORT=$(daemon_port "metrics http")
     settle
     if [ "${MONITOR:-0}" = 1 ]; then
       MONITOR_DIR=${MONITOR_DIR:-$REPO/target/bench-e2e}
       mkdir -p "$MONITOR_DIR"
-      : >"$MONITOR_DIR/monitor-$fmt.txt"
-      monitor "$MONITOR_DIR/monitor-$fmt.txt" &
+      : >"$MONITOR_DIR/monitor-$fmt-$sender.txt"
+      monitor "$MONITOR_DIR/monitor-$fmt-$sender.txt" &
       MON_PID=$!
     fi
-    # timeout signals its whole process group, loggen included (loggen spins forever on a refused port).
     pg0=$(pg_ticks); st0=$(stat_now)
-    # The sender's CPU (loggen, and the row-count polling): on 2 cores it is taken from PostgreSQL.
+    # The sender's CPU (and, for loggen, the row-count polling): on 2 cores it is taken from PostgreSQL.
     TIMEFORMAT='%3U %3S'
-    { time timeout "$LIMIT_S" "$BENCH_DIR/ingest-rate.sh" "$DB" "$PORT" "$N" tcp "$fmt" "$SIZE" >"$WORK/ingest.out"; } 2>"$WORK/ingest.time" ||
-      { tail -20 "$LOG" >&2; die "collector $fmt run failed or exceeded ${LIMIT_S}s"; }
-    line=$(sed 's/^ingest/collector/' "$WORK/ingest.out")
+    { time send_tcp "$sender" "$fmt" "$PORT" "$MPORT" >"$WORK/ingest.out"; } 2>"$WORK/ingest.time" ||
+      { tail -20 "$LOG" >&2; die "collector $fmt run ($sender) failed or exceeded ${LIMIT_S}s"; }
+    line=$(sed "s/^ingest/collector/; s/\$/ sender=$sender/" "$WORK/ingest.out")
     echo "$line"
-    cpu_line "collector_$fmt" "$N" "$pg0" "$(proc_ticks "$DAEMON_PID")"
+    cpu_line "collector_${fmt}_$sender" "$N" "$pg0" "$(proc_ticks "$DAEMON_PID")"
     read -r su ss <"$WORK/ingest.time"
-    python3 -c "print(f'cpu sender_$fmt rows=$N loggen_and_polling_us_per_row={($su+$ss)*1e6/$N:.1f}')"
-    RATE[collector_$fmt]=$(field rows_per_s "$line")
+    python3 -c "print(f'cpu sender_${fmt}_$sender rows=$N sender_us_per_row={($su+$ss)*1e6/$N:.1f}')"
+    RATE[collector_${fmt}_$sender]=$(field rows_per_s "$line")
+    [ "$sender" = "${SENDERS%% *}" ] && RATE[collector_$fmt]=${RATE[collector_${fmt}_$sender]}
     stop_daemon
     grep -E 'WARN|ERROR' "$LOG" | head -5 || true
     # Cards and timelines are written in the same transaction as their rows: they must add up.
     read -r rows cards hours days < <(psql_db "$DB" -F ' ' -c "select (select count(*) from log_panel_log), (select coalesce(sum(total),0) from log_panel_log_card), (select coalesce(sum(log_count),0) from log_panel_log_timeline_bucket where unit='hour'), (select coalesce(sum(log_count),0) from log_panel_log_timeline_bucket where unit='day')")
-    if [ "$rows" = "$cards" ] && [ "$rows" = "$hours" ] && [ "$rows" = "$days" ]; then verdict=OK; else verdict=MISMATCH; CHECK_FAILED=1; fi
-    echo "collector_check $fmt rows=$rows card_total=$cards hour_buckets=$hours day_buckets=$days $verdict"
+    if [ "$rows" = "$N" ] && [ "$rows" = "$cards" ] && [ "$rows" = "$hours" ] && [ "$rows" = "$days" ]; then verdict=OK; else verdict=MISMATCH; CHECK_FAILED=1; fi
+    echo "collector_check $fmt sender=$sender rows=$rows card_total=$cards hour_buckets=$hours day_buckets=$days $verdict"
+  done
   done
 fi
 
@@ -323,7 +352,8 @@ fi
 # --- (b4) SQLite, the embedded default, beside SQLite's own limit ------------------------------------
 # The limit: scripts/sqlite-limit.py, prepared inserts of N rows in transactions of 5000 (WAL,
 # synchronous=NORMAL, as the collector) into a file the collector migrated. Then the collector with
-# the embedded default's settings (spool on, beside the database) over syslog TCP (loggen, RFC 3164).
+# the embedded default's settings (spool on, beside the database) over syslog TCP (RFC 3164, sent by the
+# first of SENDERS).
 # SQLITE_SPOOLS="on off" also runs it with the spool off.
 sqlite_rows() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$@"; }
 if has_part sqlite; then
@@ -347,23 +377,31 @@ if has_part sqlite; then
     DAEMON_PID=$!
     PORT=$(daemon_port "syslog tcp")
     MPORT=$(daemon_port "metrics http")
-    T0=$(date +%s.%N); st0=$(stat_now)
-    timeout "$LIMIT_S" $(loggen_cmd) -i -Q -s "$SIZE" -n "$N" -S -r 100000000 127.0.0.1 "$PORT" >/dev/null 2>"$WORK/loggen.err" || die "loggen failed: $(tail -3 "$WORK/loggen.err")"
-    T1=$(date +%s.%N)
-    last=-1; same=0
-    while :; do
-      # The daemon's own count: polling count(*) with the sqlite3 CLI took CPU from the writer.
-      c=$(curl -fsS "http://127.0.0.1:$MPORT/metrics" | sed -n 's/^log_panel_collector_rows_written_total{[^}]*} \([0-9]*\)$/\1/p')
-      c=${c:-0}
-      [ "$c" -ge "$N" ] && break
-      if [ "$c" = "$last" ]; then same=$((same+1)); [ $same -ge 50 ] && break; else same=0; fi
-      last=$c; sleep 0.1
-    done
-    T2=$(date +%s.%N)
+    sender=${SENDERS%% *}
+    st0=$(stat_now)
+    if [ "$sender" = bench ]; then
+      out=$(send_tcp bench rfc3164 "$PORT" "$MPORT") || die "the bench sender failed"
+      send_s=$(field send_s "$out"); total_s=$(field total_s "$out")
+    else
+      T0=$(date +%s.%N)
+      timeout "$LIMIT_S" $(loggen_cmd) -i -Q -s "$SIZE" -n "$N" -S -r 100000000 127.0.0.1 "$PORT" >/dev/null 2>"$WORK/loggen.err" || die "loggen failed: $(tail -3 "$WORK/loggen.err")"
+      T1=$(date +%s.%N)
+      last=-1; same=0
+      while :; do
+        # The daemon's own count: polling count(*) with the sqlite3 CLI took CPU from the writer.
+        c=$(curl -fsS "http://127.0.0.1:$MPORT/metrics" | sed -n 's/^log_panel_collector_rows_written_total{[^}]*} \([0-9]*\)$/\1/p')
+        c=${c:-0}
+        [ "$c" -ge "$N" ] && break
+        if [ "$c" = "$last" ]; then same=$((same+1)); [ $same -ge 50 ] && break; else same=0; fi
+        last=$c; sleep 0.1
+      done
+      T2=$(date +%s.%N)
+      send_s=$(python3 -c "print(f'{$T1-$T0:.2f}')"); total_s=$(python3 -c "print(f'{$T2-$T0:.2f}')")
+    fi
     machine_line "collector_sqlite_$sp"
     stop_daemon
     c=$(sqlite_rows "$DBF" "select count(*) from log_panel_log")
-    line=$(python3 -c "print(f'collector_sqlite tcp rfc3164 spool=$sp sent=$N stored={$c} lost={$N-$c} send_s={$T1-$T0:.2f} total_s={$T2-$T0:.2f} rows_per_s={$c/($T2-$T0):.0f}')")
+    line=$(python3 -c "print(f'collector_sqlite tcp rfc3164 spool=$sp sender=$sender sent=$N stored={$c} lost={$N-$c} send_s=$send_s total_s=$total_s rows_per_s={$c/$total_s:.0f}')")
     echo "$line"
     RATE[collector_sqlite_$sp]=$(field rows_per_s "$line")
     cards=$(sqlite_rows "$DBF" "select coalesce(sum(total),0) from log_panel_log_card")
@@ -388,8 +426,8 @@ for mode in ${COPY_MODES:-1:0 2:0 1:1 2:1}; do
   [ -n "${RATE[copy_$mode]:-}" ] && printf '  %-20s %8s\n' "copy streams=${mode%%:*} ordered=${mode##*:}" "${RATE[copy_$mode]}"
 done
 [ -n "${RATE[copy]:-}" ] && echo "  copy = the best of these (streams:ordered ${RATE[copy_best]})"
-for k in copy collector_rfc3164 collector_rfc5424 collector_otlp rsyslog; do
-  [ -n "${RATE[$k]:-}" ] && printf '  %-20s %8s\n' "$k" "${RATE[$k]}"
+for k in copy $(for f in $FORMATS; do for s in $SENDERS; do echo "collector_${f}_$s"; done; done) collector_otlp rsyslog; do
+  [ -n "${RATE[$k]:-}" ] && printf '  %-28s %8s\n' "$k" "${RATE[$k]}"
 done
 for rate in ${UDP_RATE:-}; do
   [ -n "${RATE[udp_lost_$rate]:-}" ] && printf '  %-36s %s of %s\n' "udp lost at $rate/s" "${RATE[udp_lost_$rate]}" "${UDP_N:-500000}"
@@ -398,9 +436,13 @@ ratio() { # ratio NAME NUM DEN
   [ -n "${2:-}" ] && [ -n "${3:-}" ] && python3 -c "print(f'  %-36s %.2fx' % ('$1', $2 / $3))"
   return 0
 }
+# Each sender's figure beside COPY (which has no sender) and beside rsyslog (fed by loggen, as
+# rsyslog-pg.sh does): the like-for-like ratio to rsyslog is the loggen one.
 for fmt in $FORMATS; do
-  ratio "collector_$fmt / copy" "${RATE[collector_$fmt]:-}" "${RATE[copy]:-}"
-  ratio "collector_$fmt / rsyslog_rfc3164" "${RATE[collector_$fmt]:-}" "${RATE[rsyslog]:-}"
+  for sender in $SENDERS; do
+    ratio "collector_${fmt}_$sender / copy" "${RATE[collector_${fmt}_$sender]:-}" "${RATE[copy]:-}"
+    ratio "collector_${fmt}_$sender / rsyslog_rfc3164_loggen" "${RATE[collector_${fmt}_$sender]:-}" "${RATE[rsyslog]:-}"
+  done
 done
 ratio "collector_otlp / copy" "${RATE[collector_otlp]:-}" "${RATE[copy]:-}"
 for spool in $(printf '%s\n' ${SPOOLS:-} | awk '!seen[$0]++'); do
