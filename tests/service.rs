@@ -3,7 +3,7 @@
 //! invalid config under load, and the metrics and health endpoints against what was sent and stored.
 
 mod common;
-use common::daemon::Daemon;
+use common::daemon::{Daemon, scrape};
 use common::*;
 
 use std::io::Write;
@@ -629,4 +629,65 @@ fn systemd_units_verify() {
         !text.contains("log-panel-collector.s"),
         "no warnings about our units:\n{text}"
     );
+}
+
+/// A stop closes the SQLite connection, so SQLite's closing checkpoint moves the WAL into the
+/// database file and removes `-wal` and `-shm`: a stopped daemon leaves one file to copy or back
+/// up, and a WAL held large by `wal_autocheckpoint` is not left behind. With and without the spool
+/// (their stops take different paths).
+#[test]
+fn a_stop_leaves_no_sqlite_wal_behind() {
+    for spool in ["", "s.spool"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("w.sqlite3");
+        let spool_dir = if spool.is_empty() {
+            String::new()
+        } else {
+            dir.path().join(spool).display().to_string()
+        };
+        let conf = dir.path().join("c.toml");
+        write_config(
+            &conf,
+            &format!(
+                "[storage]\nurl = \"sqlite://{}\"\n[spool]\ndir = \"{spool_dir}\"\n[syslog]\nudp = []\ntcp = [\"127.0.0.1:0\"]\n[otlp]\ngrpc = \"\"\nhttp = \"\"\n[service]\nmetrics = \"127.0.0.1:0\"\n",
+                db.display()
+            ),
+        );
+        let daemon = Daemon::start(&conf);
+        let tcp = daemon.addr("listening on syslog tcp ");
+        let metrics = daemon.addr("listening on metrics http ");
+        const N: usize = 20_000;
+        let mut wire = Vec::new();
+        for i in 0..N {
+            wire.extend(
+                format!("<14>1 - h wal.test - - - record {i} {}\n", "x".repeat(200)).as_bytes(),
+            );
+        }
+        send_tcp(tcp, &wire);
+        // Counted from /metrics: a reader of our own would hold the file open and keep the WAL.
+        wait_until("every record committed", Duration::from_secs(60), || {
+            scrape(metrics, "log_panel_collector_rows_written_total") == Some(N as f64)
+        });
+        let wal = dir.path().join("w.sqlite3-wal");
+        assert!(wal.exists(), "a running daemon writes through the WAL");
+        let (ok, log) = daemon.stop();
+        assert!(ok, "exit 0 after SIGTERM:\n{log}");
+        for leftover in ["w.sqlite3-wal", "w.sqlite3-shm"] {
+            let path = dir.path().join(leftover);
+            assert!(
+                !path.exists(),
+                "spool {spool:?}: {leftover} left after the stop ({} bytes)",
+                std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+            );
+        }
+        let out = python3(
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute('SELECT COUNT(*) FROM log_panel_log').fetchone()[0])",
+            &[db.display().to_string()],
+        );
+        assert_eq!(
+            out.trim(),
+            N.to_string(),
+            "spool {spool:?}: rows in the database file"
+        );
+    }
 }

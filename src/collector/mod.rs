@@ -63,6 +63,14 @@ pub struct ShutdownTimeout {
 
 type RetentionSpawner = Box<dyn Fn(RetentionConfig, Tz) -> JoinHandle<()> + Send + Sync>;
 
+/// [`Backend::close`] on the collector's backend, whose type the collector does not carry.
+type StorageCloser = Box<
+    dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+>;
+
+/// How long a stop waits for the storage connections to close (SQLite's closing checkpoint).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A running collector.
 pub struct Collector {
     cfg: Config,
@@ -73,6 +81,7 @@ pub struct Collector {
     retention: JoinHandle<()>,
     spawn_retention: RetentionSpawner,
     delivery: JoinHandle<()>,
+    close_storage: Option<StorageCloser>,
     spool: Option<Spool>,
     storage: String,
     stats: Arc<Stats>,
@@ -185,6 +194,9 @@ impl Collector {
             Some(s) => Feed::Spool(s.clone()),
             None => Feed::Queue(rx),
         };
+        let closing = backend.clone();
+        let close_storage: StorageCloser =
+            Box::new(move || Box::pin(async move { closing.close().await }));
         let delivery = tokio::spawn(delivery::run(
             backend,
             feed,
@@ -202,6 +214,7 @@ impl Collector {
             retention,
             spawn_retention,
             delivery,
+            close_storage: Some(close_storage),
             spool,
             storage,
             stats,
@@ -415,6 +428,20 @@ impl Collector {
     /// next start (prompt, and not an error); without it, writes everything queued, giving up
     /// after `timeout` if storage stays unreachable.
     pub async fn shutdown(mut self, timeout: Duration) -> Result<StatsSnapshot, ShutdownTimeout> {
+        let close = self.close_storage.take();
+        let stopped = self.stop_delivery(timeout).await;
+        if let Some(close) = close
+            && tokio::time::timeout(CLOSE_TIMEOUT, close()).await.is_err()
+        {
+            tracing::warn!(
+                "the connections to {} did not close within {CLOSE_TIMEOUT:?}",
+                self.storage
+            );
+        }
+        stopped
+    }
+
+    async fn stop_delivery(&mut self, timeout: Duration) -> Result<StatsSnapshot, ShutdownTimeout> {
         self.retention.abort();
         if let Some(spool) = &self.spool {
             spool.overflow_for_stop();
@@ -451,7 +478,7 @@ impl Collector {
         Ok(self.stats.snapshot())
     }
 
-    async fn drain_queue(mut self, timeout: Duration) -> Result<StatsSnapshot, ShutdownTimeout> {
+    async fn drain_queue(&mut self, timeout: Duration) -> Result<StatsSnapshot, ShutdownTimeout> {
         match tokio::time::timeout(timeout, &mut self.delivery).await {
             Ok(_) => Ok(self.stats.snapshot()),
             Err(_) => {

@@ -198,6 +198,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Cheap round trip, for readiness.
     fn ping(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Called once at stop, after the last write: closes connections cleanly, so that SQLite's
+    /// closing checkpoint runs and removes the `-wal` file instead of racing the process exit.
+    /// The default does nothing.
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// The backends this build ships, chosen by URL scheme.
@@ -290,6 +297,10 @@ impl Backend for AnyBackend {
 
     async fn ping(&self) -> Result<(), StorageError> {
         each!(self, b => b.ping().await)
+    }
+
+    async fn close(&self) {
+        each!(self, b => b.close().await)
     }
 }
 

@@ -499,4 +499,8 @@ where
             .context(D::SQL.ping_context)?;
         Ok(())
     }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
 }
