@@ -248,6 +248,12 @@ impl<D: Dialect> SqlBackend<D> {
         }
     }
 
+    /// The pool, for tests that check a connection's settings.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &Pool<D::DB> {
+        &self.pool
+    }
+
     /// Starts a write transaction the dialect's way.
     async fn begin(&self) -> Result<Transaction<'static, D::DB>, StorageError> {
         match D::BEGIN {
