@@ -19,7 +19,7 @@ use uuid::Uuid;
 /// once), an immediate one waits up to the busy timeout.
 pub type SqliteBackend = SqlBackend<SqliteDialect>;
 
-/// SQLite's SQL: `?` placeholders, Django's text encodings, rows and chunks 200 to an `INSERT`, counters
+/// SQLite's SQL: `?` placeholders, Django's text encodings, rows and chunks 1,000 to an `INSERT`, counters
 /// one statement each.
 pub struct SqliteDialect;
 
@@ -172,13 +172,14 @@ impl Dialect for SqliteDialect {
     }
 
     /// Many rows per statement, as each statement is a hand-over to sqlx's SQLite thread, which
-    /// costs more than the insert itself when sent row by row (docs/benchmarks.md, SQLite); 200 rows
-    /// are 2,000 bound values, far below SQLite's limit of 32,766.
+    /// costs more than the insert itself when sent row by row (docs/benchmarks.md, SQLite). 1,000 rows
+    /// (10,000 bound values, below SQLite's limit of 32,766) stored 6-15 % more rows/s than 200; a
+    /// batch is 5 of them, and `[batch] max_bytes` bounds what one holds.
     fn limits(_: &()) -> Limits {
         Limits {
             bytes: usize::MAX,
             params: 32_766,
-            rows: Some(200),
+            rows: Some(1000),
         }
     }
 
