@@ -17,6 +17,7 @@
 #   COPY_MODES     the COPY limits to take, STREAMS:ORDERED (default "1:0 2:0 1:1 2:1"); ratios use the best
 #   PARTS          which parts to run, default "copy collector otlp rsyslog"; "udp" adds the UDP loss run,
 #                  "sqlite" the embedded default beside SQLite's own limit (SQLITE_SPOOLS="on off")
+#   SQLITE_ROUNDS  rounds of the sqlite part (default 1): limit and collector alternate, medians reported
 #   UDP_N, UDP_RATE  the udp part: datagrams offered (500000) at each rate in UDP_RATE (default 50000)
 #   FORMATS        collector formats, default "rfc3164 rfc5424"
 #   SENDERS        who sends the syslog messages, default "bench loggen": the collector's own `bench`
@@ -35,7 +36,7 @@
 #   BIN            the collector binary (default target/release/log-panel-collector)
 #   MONITOR=1      sample top and pg_stat_activity every second during each collector run, into
 #                  $MONITOR_DIR (default target/bench-e2e/), for finding where the time goes
-#   SETTLE=0       skip the CHECKPOINT issued before each timed part
+#   SETTLE=0       skip the CHECKPOINT and sync issued before each timed part
 #   LIMIT_S        give up on one part after this many seconds (default 300 + N/500)
 #   PGURL_BASE     default postgres://postgres@127.0.0.1:5432 (also read by the shared scripts)
 set -euo pipefail
@@ -118,8 +119,9 @@ machine_line() { # machine_line NAME: how the machine's cores were spent since `
 median() { python3 -c 'import statistics,sys; print(round(statistics.median(map(float, sys.argv[1:]))))' "$@"; }
 
 # Every part writes a few hundred MB of WAL, enough to request a checkpoint that then runs spread over the
-# next parts. Start each timed part from a fresh checkpoint instead (SETTLE=0 skips this).
-settle() { [ "${SETTLE:-1}" = 0 ] || psql_db postgres -c checkpoint >/dev/null; }
+# next parts. Start each timed part from a fresh checkpoint instead, and with the kernel's dirty pages
+# (the last part's SQLite files included) written back (SETTLE=0 skips both).
+settle() { [ "${SETTLE:-1}" = 0 ] || { psql_db postgres -c checkpoint >/dev/null; sync; }; }
 
 # --- (a) the database's own limit -------------------------------------------------------------------
 # Each of COPY_MODES (STREAMS:ORDERED, default all four: 1 or 2 streams, random or time-ordered ids);
@@ -373,16 +375,20 @@ fi
 # synchronous=NORMAL, as the collector) into a file the collector migrated. Then the collector with
 # the embedded default's settings (spool on, beside the database) over syslog TCP (RFC 3164, sent by the
 # first of SENDERS).
-# SQLITE_SPOOLS="on off" also runs it with the spool off.
+# SQLITE_SPOOLS="on off" also runs it with the spool off. SQLITE_ROUNDS=K repeats limit and collector K
+# times, alternating, and reports medians: the ratio is the median of each round's own ratio.
 sqlite_rows() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$@"; }
 if has_part sqlite; then
   [ -x "$BIN" ] || (cd "$REPO" && cargo build --release -q) || die "cargo build --release failed"
   SCONF=$WORK/sqlite.toml
+  for round in $(seq 1 "${SQLITE_ROUNDS:-1}"); do
   printf '[storage]\nurl = "sqlite://%s"\n' "$WORK/limit.sqlite3" >"$SCONF"
   "$BIN" --config "$SCONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
+  settle
   line=$(timeout "$LIMIT_S" python3 "$REPO/scripts/sqlite-limit.py" "$WORK/limit.sqlite3" "$N" "$SIZE" 5000) || die "sqlite-limit.py failed"
   echo "$line"
-  RATE[sqlite_limit]=$(field rows_per_s "$line")
+  limit_rate=$(field rows_per_s "$line")
+  RUNS[sqlite_limit]="${RUNS[sqlite_limit]:-} $limit_rate"
   rm -f "$WORK"/limit.sqlite3*
   for sp in ${SQLITE_SPOOLS:-on}; do
     DBF=$WORK/collector.sqlite3
@@ -390,6 +396,7 @@ if has_part sqlite; then
     spool_line=""; [ "$sp" = off ] && spool_line='[spool]\ndir = ""\n'
     printf "[storage]\nurl = \"sqlite://%s\"\n[syslog]\ntcp = [\"127.0.0.1:0\"]\nudp = []\n[otlp]\ngrpc = \"\"\nhttp = \"\"\n[retention]\ndays = 0\n[service]\nmetrics = \"127.0.0.1:0\"\n$spool_line" "$DBF" >"$SCONF"
     "$BIN" --config "$SCONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
+    settle
     LOG=$WORK/collector-sqlite.log
     : >"$LOG"   # truncated here, not in the child: daemon_port must not read the last run's log
     RUST_LOG=${RUST_LOG:-warn} "$BIN" --config "$SCONF" run 2>"$LOG" &
@@ -406,12 +413,21 @@ if has_part sqlite; then
     c=$(sqlite_rows "$DBF" "select count(*) from log_panel_log")
     line=$(python3 -c "print(f'collector_sqlite tcp rfc3164 spool=$sp sender=$sender sent=$N stored={$c} lost={$N-$c} send_s=$send_s total_s=$total_s rows_per_s={$c/$total_s:.0f}')")
     echo "$line"
-    RATE[collector_sqlite_$sp]=$(field rows_per_s "$line")
+    rate=$(field rows_per_s "$line")
+    RUNS[sqlite_$sp]="${RUNS[sqlite_$sp]:-} $rate"
+    RUNS[sqlite_ratio_$sp]="${RUNS[sqlite_ratio_$sp]:-} $(python3 -c "print(f'{$rate / $limit_rate:.2f}')")"
     cards=$(sqlite_rows "$DBF" "select coalesce(sum(total),0) from log_panel_log_card")
     hours=$(sqlite_rows "$DBF" "select coalesce(sum(log_count),0) from log_panel_log_timeline_bucket where unit='hour'")
     if [ "$c" = "$cards" ] && [ "$c" = "$hours" ] && [ "$c" = "$N" ]; then verdict=OK; else verdict=MISMATCH; CHECK_FAILED=1; fi
     echo "collector_check sqlite spool=$sp rows=$c card_total=$cards hour_buckets=$hours $verdict"
     [ "$verdict" = OK ] || { echo "-- the collector's log:"; tail -20 "$LOG"; cat "$WORK/loggen.err" 2>/dev/null | tail -5; } >&2
+  done
+  done
+  # Each figure the median of its rounds; each ratio the median of the rounds' own ratios.
+  RATE[sqlite_limit]=$(median ${RUNS[sqlite_limit]})
+  for sp in ${SQLITE_SPOOLS:-on}; do
+    RATE[collector_sqlite_$sp]=$(median ${RUNS[sqlite_$sp]})
+    RATE[sqlite_ratio_$sp]=$(python3 -c 'import statistics,sys; print(f"{statistics.median(map(float, sys.argv[1:])):.2f}")' ${RUNS[sqlite_ratio_$sp]})
   done
 fi
 
@@ -453,10 +469,10 @@ for spool in $(printf '%s\n' ${SPOOLS:-} | awk '!seen[$0]++'); do
   [ "$spool" = off ] && continue
   ratio "otlp spool=$spool / spool off" "${RATE[collector_otlp_$spool]:-}" "${RATE[collector_otlp_off]:-}"
 done
-[ -n "${RATE[sqlite_limit]:-}" ] && printf '  %-20s %8s\n' sqlite_limit "${RATE[sqlite_limit]}"
+[ -n "${RATE[sqlite_limit]:-}" ] && printf '  %-20s %8s   (median of:%s)\n' sqlite_limit "${RATE[sqlite_limit]}" "${RUNS[sqlite_limit]}"
 for sp in ${SQLITE_SPOOLS:-on}; do
   [ -n "${RATE[collector_sqlite_$sp]:-}" ] || continue
-  printf '  %-20s %8s\n' "collector_sqlite spool=$sp" "${RATE[collector_sqlite_$sp]}"
-  ratio "collector_sqlite spool=$sp / sqlite_limit" "${RATE[collector_sqlite_$sp]}" "${RATE[sqlite_limit]:-}"
+  printf '  %-20s %8s   (median of:%s)\n' "collector_sqlite spool=$sp" "${RATE[collector_sqlite_$sp]}" "${RUNS[sqlite_$sp]}"
+  printf '  %-36s %sx   (median of the rounds:%s)\n' "collector_sqlite spool=$sp / sqlite_limit" "${RATE[sqlite_ratio_$sp]}" "${RUNS[sqlite_ratio_$sp]}"
 done
 [ -z "${CHECK_FAILED:-}" ] || die "card or timeline totals do not match the row count (see collector_check above)"
