@@ -381,7 +381,8 @@ sqlite_rows() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1
 if has_part sqlite; then
   [ -x "$BIN" ] || (cd "$REPO" && cargo build --release -q) || die "cargo build --release failed"
   SCONF=$WORK/sqlite.toml
-  for round in $(seq 1 "${SQLITE_ROUNDS:-1}"); do
+  [[ ${SQLITE_ROUNDS:-1} =~ ^[1-9][0-9]*$ ]] || die "SQLITE_ROUNDS must be a whole number of at least 1 (got ${SQLITE_ROUNDS})"
+  for _ in $(seq 1 "${SQLITE_ROUNDS:-1}"); do
   printf '[storage]\nurl = "sqlite://%s"\n' "$WORK/limit.sqlite3" >"$SCONF"
   "$BIN" --config "$SCONF" migrate >"$WORK/migrate.out" 2>&1 || { cat "$WORK/migrate.out" >&2; die "migrate failed"; }
   settle

@@ -211,10 +211,10 @@ fn bench(b: BenchArgs, cfg: &Config) -> ExitCode {
 
 async fn migrate(cfg: &Config) -> Result<()> {
     let backend = AnyBackend::from_config(&cfg.storage, 1)?;
-    let report = backend
-        .migrate()
-        .await
-        .with_context(|| format!("migrating {}", backend.describe()))?;
+    let report = backend.migrate().await;
+    // Closed before the exit, so SQLite removes its -wal file (as a daemon's stop does).
+    backend.close().await;
+    let report = report.with_context(|| format!("migrating {}", backend.describe()))?;
     if report.applied.is_empty() {
         println!("{}: schema already up to date", backend.describe());
     } else {
@@ -228,7 +228,7 @@ async fn migrate(cfg: &Config) -> Result<()> {
 }
 
 async fn retention(cfg: &Config, dry_run: bool, days: Option<u32>) -> Result<()> {
-    use log_panel_collector::retention::{cutoff, run_pass};
+    use log_panel_collector::retention::cutoff;
     let days = days.unwrap_or(cfg.retention.days);
     if days == 0 {
         println!("retention is off (days = 0): nothing to delete");
@@ -236,6 +236,20 @@ async fn retention(cfg: &Config, dry_run: bool, days: Option<u32>) -> Result<()>
     }
     let backend = AnyBackend::from_config(&cfg.storage, 1)?;
     let cut = cutoff(chrono::Utc::now(), days);
+    let done = retention_pass(&backend, cut, days, dry_run, cfg).await;
+    // Closed before the exit, so SQLite removes its -wal file (as a daemon's stop does).
+    backend.close().await;
+    done
+}
+
+async fn retention_pass(
+    backend: &AnyBackend,
+    cut: chrono::DateTime<chrono::Utc>,
+    days: u32,
+    dry_run: bool,
+    cfg: &Config,
+) -> Result<()> {
+    use log_panel_collector::retention::run_pass;
     if dry_run {
         let n = backend
             .count_older_than(cut)
@@ -246,7 +260,7 @@ async fn retention(cfg: &Config, dry_run: bool, days: Option<u32>) -> Result<()>
             backend.describe()
         );
     } else {
-        let n = run_pass(&backend, cut, cfg.retention.batch, cfg.storage.time_zone)
+        let n = run_pass(backend, cut, cfg.retention.batch, cfg.storage.time_zone)
             .await
             .context("deleting old rows")?;
         println!(

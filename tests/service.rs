@@ -633,8 +633,7 @@ fn systemd_units_verify() {
 
 /// A stop closes the SQLite connection, so SQLite's closing checkpoint moves the WAL into the
 /// database file and removes `-wal` and `-shm`: a stopped daemon leaves one file to copy or back
-/// up, and a WAL held large by `wal_autocheckpoint` is not left behind. With and without the spool
-/// (their stops take different paths).
+/// up. With and without the spool (their stops take different paths).
 #[test]
 fn a_stop_leaves_no_sqlite_wal_behind() {
     for spool in ["", "s.spool"] {

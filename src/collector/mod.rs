@@ -105,7 +105,8 @@ impl Collector {
         Collector::start_with(cfg, Arc::new(backend), activated).await
     }
 
-    /// Starts with any [`Backend`], such as one of your own.
+    /// Starts with any [`Backend`], such as one of your own. [`Collector::shutdown`] closes it
+    /// ([`Backend::close`]).
     pub async fn start_with<B: Backend>(
         cfg: &Config,
         backend: Arc<B>,
@@ -426,7 +427,7 @@ impl Collector {
     /// Stops accepting (TCP connections hand over what they read), then: with the spool on, syncs
     /// the spool and writes what it can while storage answers, leaving the rest spooled for the
     /// next start (prompt, and not an error); without it, writes everything queued, giving up
-    /// after `timeout` if storage stays unreachable.
+    /// after `timeout` if storage stays unreachable. Last, closes the backend (at most 10 s more).
     pub async fn shutdown(mut self, timeout: Duration) -> Result<StatsSnapshot, ShutdownTimeout> {
         let close = self.close_storage.take();
         let stopped = self.stop_delivery(timeout).await;

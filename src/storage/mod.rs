@@ -199,9 +199,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Cheap round trip, for readiness.
     fn ping(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
 
-    /// Called once at stop, after the last write: closes connections cleanly, so that SQLite's
-    /// closing checkpoint runs and removes the `-wal` file instead of racing the process exit.
-    /// The default does nothing.
+    /// Called once at stop, after delivery has ended or been aborted (writes being cancelled may
+    /// still be in flight), and by the one-shot `migrate` and `retention` commands: closes
+    /// connections cleanly, so that SQLite's closing checkpoint runs and removes the `-wal` file
+    /// instead of racing the process exit. The backend is not used after it. The default does nothing.
     fn close(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
