@@ -209,66 +209,68 @@ fn bench(b: BenchArgs, cfg: &Config) -> ExitCode {
     }
 }
 
-async fn migrate(cfg: &Config) -> Result<()> {
+/// Opens the configured storage for a one-shot command, runs `work` on it, and closes it before the
+/// exit, so SQLite removes its `-wal` file (as a daemon's stop does), whether `work` failed or not.
+async fn with_storage<T>(
+    cfg: &Config,
+    work: impl AsyncFnOnce(&AnyBackend) -> Result<T>,
+) -> Result<T> {
     let backend = AnyBackend::from_config(&cfg.storage, 1)?;
-    let report = backend.migrate().await;
-    // Closed before the exit, so SQLite removes its -wal file (as a daemon's stop does).
+    let done = work(&backend).await;
     backend.close().await;
-    let report = report.with_context(|| format!("migrating {}", backend.describe()))?;
-    if report.applied.is_empty() {
-        println!("{}: schema already up to date", backend.describe());
-    } else {
-        println!(
-            "{}: applied {}",
-            backend.describe(),
-            report.applied.join(", ")
-        );
-    }
-    Ok(())
+    done
+}
+
+async fn migrate(cfg: &Config) -> Result<()> {
+    with_storage(cfg, async |backend| {
+        let report = backend
+            .migrate()
+            .await
+            .with_context(|| format!("migrating {}", backend.describe()))?;
+        if report.applied.is_empty() {
+            println!("{}: schema already up to date", backend.describe());
+        } else {
+            println!(
+                "{}: applied {}",
+                backend.describe(),
+                report.applied.join(", ")
+            );
+        }
+        Ok(())
+    })
+    .await
 }
 
 async fn retention(cfg: &Config, dry_run: bool, days: Option<u32>) -> Result<()> {
-    use log_panel_collector::retention::cutoff;
+    use log_panel_collector::retention::{cutoff, run_pass};
     let days = days.unwrap_or(cfg.retention.days);
     if days == 0 {
         println!("retention is off (days = 0): nothing to delete");
         return Ok(());
     }
-    let backend = AnyBackend::from_config(&cfg.storage, 1)?;
     let cut = cutoff(chrono::Utc::now(), days);
-    let done = retention_pass(&backend, cut, days, dry_run, cfg).await;
-    // Closed before the exit, so SQLite removes its -wal file (as a daemon's stop does).
-    backend.close().await;
-    done
-}
-
-async fn retention_pass(
-    backend: &AnyBackend,
-    cut: chrono::DateTime<chrono::Utc>,
-    days: u32,
-    dry_run: bool,
-    cfg: &Config,
-) -> Result<()> {
-    use log_panel_collector::retention::run_pass;
-    if dry_run {
-        let n = backend
-            .count_older_than(cut)
-            .await
-            .context("counting old rows")?;
-        println!(
-            "{}: would delete {n} row(s) older than {cut} ({days} days)",
-            backend.describe()
-        );
-    } else {
-        let n = run_pass(backend, cut, cfg.retention.batch, cfg.storage.time_zone)
-            .await
-            .context("deleting old rows")?;
-        println!(
-            "{}: deleted {n} row(s) older than {cut} ({days} days)",
-            backend.describe()
-        );
-    }
-    Ok(())
+    with_storage(cfg, async |backend| {
+        if dry_run {
+            let n = backend
+                .count_older_than(cut)
+                .await
+                .context("counting old rows")?;
+            println!(
+                "{}: would delete {n} row(s) older than {cut} ({days} days)",
+                backend.describe()
+            );
+        } else {
+            let n = run_pass(backend, cut, cfg.retention.batch, cfg.storage.time_zone)
+                .await
+                .context("deleting old rows")?;
+            println!(
+                "{}: deleted {n} row(s) older than {cut} ({days} days)",
+                backend.describe()
+            );
+        }
+        Ok(())
+    })
+    .await
 }
 
 async fn run(cfg: &Config, path: Option<&Path>) -> Result<()> {

@@ -634,8 +634,8 @@ fn systemd_units_verify() {
 /// A stop closes the SQLite connection, so SQLite's closing checkpoint moves the WAL into the
 /// database file and removes `-wal` and `-shm`: a stopped daemon leaves one file to copy or back
 /// up. With and without the spool (their stops take different paths).
-#[test]
-fn a_stop_leaves_no_sqlite_wal_behind() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_leaves_no_sqlite_wal_behind() {
     for spool in ["", "s.spool"] {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("w.sqlite3");
@@ -679,13 +679,12 @@ fn a_stop_leaves_no_sqlite_wal_behind() {
                 std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
             );
         }
-        let out = python3(
-            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute('SELECT COUNT(*) FROM log_panel_log').fetchone()[0])",
-            &[db.display().to_string()],
-        );
+        let stored = Store::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .count("log_panel_log")
+            .await;
         assert_eq!(
-            out.trim(),
-            N.to_string(),
+            stored, N as i64,
             "spool {spool:?}: rows in the database file"
         );
     }
