@@ -38,6 +38,12 @@ fn is_delimiter(b: u8) -> bool {
     b == b'\n' || b == 0
 }
 
+/// The first delimiter in `bytes`. `memchr2` compares 32 bytes at a time: the byte-by-byte scan it
+/// replaced was 5 % of the collector's CPU on syslog TCP (docs/benchmarks.md).
+fn find_delimiter(bytes: &[u8]) -> Option<usize> {
+    memchr::memchr2(b'\n', 0, bytes)
+}
+
 impl Framer {
     /// A framer that cuts frames at `max_frame` bytes.
     pub fn new(max_frame: usize) -> Self {
@@ -145,7 +151,7 @@ impl Framer {
                 self.skip = Skip::None;
                 self.boundaries += 1;
             }
-            Skip::ToDelimiter => match self.buf.iter().position(|&b| is_delimiter(b)) {
+            Skip::ToDelimiter => match find_delimiter(&self.buf) {
                 Some(p) => {
                     self.buf.advance(p + 1);
                     self.skip = Skip::None;
@@ -235,10 +241,7 @@ impl Framer {
     fn take_delimited(&mut self) -> Option<Frame> {
         let window = self.buf.len().min(self.max_frame + 1);
         let from = self.scanned.min(window);
-        let found = self.buf[from..window]
-            .iter()
-            .position(|&b| is_delimiter(b))
-            .map(|p| p + from);
+        let found = find_delimiter(&self.buf[from..window]).map(|p| p + from);
         if found.is_none() {
             self.scanned = window;
         }
