@@ -21,8 +21,8 @@ use uuid::Uuid;
 /// once), an immediate one waits up to the busy timeout.
 pub type SqliteBackend = SqlBackend<SqliteDialect>;
 
-/// SQLite's SQL: `?` placeholders, Django's text encodings, rows and chunks 1,000 to an `INSERT`, counters
-/// one statement each.
+/// SQLite's SQL: `?` placeholders, Django's text encodings, rows, chunks and counters 1,000 to an
+/// `INSERT` (retention's decrements one statement per counter).
 pub struct SqliteDialect;
 
 /// Django's SQLite datetime text: naive UTC, fraction only when not zero.
