@@ -64,7 +64,7 @@ fn hex(id: Uuid) -> String {
 const CREATE_DJANGO_MIGRATIONS: &str = r#"CREATE TABLE IF NOT EXISTS "django_migrations" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "app" varchar(255) NOT NULL, "name" varchar(255) NOT NULL, "applied" datetime NOT NULL)"#;
 
 /// Where SQLite keeps statement journals (and temporary tables): in memory. A multi-row `INSERT`
-/// that may abort half-way (chunks, with their foreign key; the rows before they were `OR FAIL`)
+/// that may abort half-way (chunks, under the default `ABORT`; the rows before they were `OR FAIL`)
 /// saves the pages it changes to a statement journal, which SQLite spills to a temporary file after
 /// 64 KiB; with every batch that tripled the bytes written (873 MB of `write()` against 260 MB for
 /// 200,000 rows) and cost a quarter of the writer's time (docs/benchmarks.md). The journal lives
@@ -242,9 +242,8 @@ impl Dialect for SqliteDialect {
         tx: &mut SqliteConnection,
         batch: &Batch,
     ) -> Result<(), StorageError> {
-        if batch.loggers.is_empty() {
-            return Ok(());
-        }
+        // Short statements are compiled for each batch (`Limits::rows` keeps only full ones
+        // prepared): cheap beside the round trips of one statement per counter.
         let limits = Self::limits(&());
         INSERT_LOGGERS
             .run(
@@ -358,7 +357,9 @@ mod tests {
                 .collect(),
             ..Batch::default()
         };
-        // 2,500 loggers: three statements of each kind (1,000 rows a statement).
+        // 2,500 loggers: three statements of each kind (1,000 rows a statement); then 1,200 of them
+        // with an earlier last_seen, which must not win; then 10 with a later one, which must, and
+        // with day buckets, which are rows of their own beside the hour ones.
         backend
             .write_batch(&batch(2500, "2026-12-04T19:10:00Z"))
             .await
@@ -367,54 +368,53 @@ mod tests {
             .write_batch(&batch(1200, "2026-12-04T19:05:00Z"))
             .await
             .unwrap();
-        let q = |sql: &'static str| sqlx::query_as::<_, (String, i64, i64, i64, String)>(sql);
+        let mut later = batch(10, "2026-12-04T19:20:00Z");
+        for b in &mut later.buckets {
+            b.unit = Unit::Day;
+            b.bucket = "2026-12-04T00:00:00Z".parse().unwrap();
+        }
+        backend.write_batch(&later).await.unwrap();
+        type Counted = (String, i64, i64, i64, String);
+        let row = |name: &str, n: i64, e: i64, w: i64, at: &str| -> Counted {
+            (name.into(), n, e, w, at.into())
+        };
+        let q = |sql: &'static str| sqlx::query_as::<_, Counted>(sql);
         let cards = q("SELECT l.name, c.total, c.total_errors, c.total_warnings, c.last_seen \
              FROM log_panel_log_card c JOIN log_panel_logger l ON l.id = c.logger_id ORDER BY l.name")
         .fetch_all(backend.pool())
         .await
         .unwrap();
         assert_eq!(cards.len(), 2500);
-        assert_eq!(
-            cards[0],
-            ("app.0000".into(), 6, 2, 0, "2026-12-04 19:10:00".into())
-        );
-        assert_eq!(
-            cards[1199],
-            ("app.1199".into(), 6, 2, 2, "2026-12-04 19:10:00".into())
-        );
-        assert_eq!(
-            cards[1200],
-            ("app.1200".into(), 3, 1, 0, "2026-12-04 19:10:00".into())
-        );
-        assert_eq!(
-            cards[2499],
-            ("app.2499".into(), 3, 1, 1, "2026-12-04 19:10:00".into())
-        );
-        let buckets = q("SELECT l.name, b.log_count, b.error_count, b.warning_count, b.bucket || ' ' || b.unit \
-             FROM log_panel_log_timeline_bucket b JOIN log_panel_logger l ON l.id = b.logger_id ORDER BY l.name")
+        assert_eq!(cards[0], row("app.0000", 9, 3, 0, "2026-12-04 19:20:00"));
+        assert_eq!(cards[9], row("app.0009", 9, 3, 3, "2026-12-04 19:20:00"));
+        assert_eq!(cards[10], row("app.0010", 6, 2, 0, "2026-12-04 19:10:00"));
+        assert_eq!(cards[1199], row("app.1199", 6, 2, 2, "2026-12-04 19:10:00"));
+        assert_eq!(cards[1200], row("app.1200", 3, 1, 0, "2026-12-04 19:10:00"));
+        assert_eq!(cards[2499], row("app.2499", 3, 1, 1, "2026-12-04 19:10:00"));
+        let buckets = q(
+            "SELECT l.name, b.log_count, b.error_count, b.warning_count, b.bucket || ' ' || b.unit \
+             FROM log_panel_log_timeline_bucket b JOIN log_panel_logger l ON l.id = b.logger_id \
+             ORDER BY l.name, b.bucket",
+        )
         .fetch_all(backend.pool())
         .await
         .unwrap();
-        assert_eq!(buckets.len(), 2500);
+        assert_eq!(buckets.len(), 2510);
         assert_eq!(
-            buckets[1199],
-            (
-                "app.1199".into(),
-                6,
-                2,
-                2,
-                "2026-12-04 19:00:00 hour".into()
-            )
+            buckets[0],
+            row("app.0000", 3, 1, 0, "2026-12-04 00:00:00 day")
         );
         assert_eq!(
-            buckets[2499],
-            (
-                "app.2499".into(),
-                3,
-                1,
-                1,
-                "2026-12-04 19:00:00 hour".into()
-            )
+            buckets[1],
+            row("app.0000", 6, 2, 0, "2026-12-04 19:00:00 hour")
+        );
+        assert_eq!(
+            buckets[1209],
+            row("app.1199", 6, 2, 2, "2026-12-04 19:00:00 hour")
+        );
+        assert_eq!(
+            buckets[2509],
+            row("app.2499", 3, 1, 1, "2026-12-04 19:00:00 hour")
         );
         let (loggers,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM log_panel_logger")
             .fetch_one(backend.pool())
