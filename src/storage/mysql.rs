@@ -5,8 +5,8 @@
 
 use super::schema::Engine;
 use super::sql::{
-    Dialect, Insert, Limits, Migrating, PerCounter, RowInserts, Sql, SqlBackend, address,
-    parse_url, writers_pool,
+    CounterUpserts, Dialect, Insert, Limits, Migrating, PerCounter, RowInserts, Sql, SqlBackend,
+    address, parse_url, writers_pool,
 };
 use super::{Context, StorageError};
 use crate::pipeline::batch::Batch;
@@ -99,22 +99,23 @@ const INSERT_LOGGERS: Insert<MySql> = Insert::new(
     "inserting loggers",
 );
 
-const UPSERT_CARDS: Insert<MySql> = Insert::new(
-    "INSERT INTO log_panel_log_card (id, logger_id, total, total_errors, total_warnings, last_seen) ",
-    " ON DUPLICATE KEY UPDATE total = total + VALUES(total), total_errors = total_errors + VALUES(total_errors), \
-         total_warnings = total_warnings + VALUES(total_warnings), \
-         last_seen = GREATEST(COALESCE(last_seen, VALUES(last_seen)), VALUES(last_seen))",
-    6,
-    "upserting log cards",
-);
-
-const UPSERT_BUCKETS: Insert<MySql> = Insert::new(
-    "INSERT INTO log_panel_log_timeline_bucket (id, logger_id, bucket, unit, log_count, error_count, warning_count) ",
-    " ON DUPLICATE KEY UPDATE log_count = log_count + VALUES(log_count), \
-         error_count = error_count + VALUES(error_count), warning_count = warning_count + VALUES(warning_count)",
-    7,
-    "upserting timeline buckets",
-);
+const COUNTERS: CounterUpserts<MySql> = CounterUpserts {
+    cards: Insert::new(
+        "INSERT INTO log_panel_log_card (id, logger_id, total, total_errors, total_warnings, last_seen) ",
+        " ON DUPLICATE KEY UPDATE total = total + VALUES(total), total_errors = total_errors + VALUES(total_errors), \
+             total_warnings = total_warnings + VALUES(total_warnings), \
+             last_seen = GREATEST(COALESCE(last_seen, VALUES(last_seen)), VALUES(last_seen))",
+        6,
+        "upserting log cards",
+    ),
+    buckets: Insert::new(
+        "INSERT INTO log_panel_log_timeline_bucket (id, logger_id, bucket, unit, log_count, error_count, warning_count) ",
+        " ON DUPLICATE KEY UPDATE log_count = log_count + VALUES(log_count), \
+             error_count = error_count + VALUES(error_count), warning_count = warning_count + VALUES(warning_count)",
+        7,
+        "upserting timeline buckets",
+    ),
+};
 
 impl Dialect for MySqlDialect {
     type DB = MySql;
@@ -270,38 +271,14 @@ impl Dialect for MySqlDialect {
                     .context("reading logger ids")?;
             ids.insert(l.name.as_str(), id);
         }
-        let logger_id = |name: &str| ids[name].clone();
-        UPSERT_CARDS
+        COUNTERS
             .run(
                 tx,
                 limits,
-                &batch.loggers,
-                |l| l.name.len() + 120,
-                |mut b, l| {
-                    b.push_bind(server.id(Uuid::new_v4()))
-                        .push_bind(logger_id(&l.name))
-                        .push_bind(l.total)
-                        .push_bind(l.errors)
-                        .push_bind(l.warnings)
-                        .push_bind(naive(l.last_seen));
-                },
-            )
-            .await?;
-        UPSERT_BUCKETS
-            .run(
-                tx,
-                limits,
-                &batch.buckets,
-                |_| 160,
-                |mut b, x| {
-                    b.push_bind(server.id(Uuid::new_v4()))
-                        .push_bind(logger_id(&x.logger))
-                        .push_bind(naive(x.bucket))
-                        .push_bind(x.unit.as_str())
-                        .push_bind(x.count)
-                        .push_bind(x.errors)
-                        .push_bind(x.warnings);
-                },
+                batch,
+                || server.id(Uuid::new_v4()),
+                |name| ids[name].clone(),
+                naive,
             )
             .await
     }

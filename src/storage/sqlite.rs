@@ -3,7 +3,8 @@
 
 use super::schema::Engine;
 use super::sql::{
-    Dialect, Insert, Limits, Migrating, PerCounter, RowInserts, Sql, SqlBackend, parse_url,
+    CounterUpserts, Dialect, Insert, Limits, Migrating, PerCounter, RowInserts, Sql, SqlBackend,
+    parse_url,
 };
 use super::{Context, StorageError};
 use crate::pipeline::batch::Batch;
@@ -105,7 +106,7 @@ macro_rules! logger {
     };
 }
 
-/// The batch's loggers, all in one statement (as its counters below): each statement is a
+/// The batch's loggers, all in one statement (as its counters, [`COUNTERS`]): each statement is a
 /// round trip to sqlx's SQLite thread, about 0.1 ms on this machine, and a batch of 8 loggers
 /// took 32 of them one by one (docs/benchmarks.md).
 const INSERT_LOGGERS: Insert<Sqlite> = Insert::new(
@@ -115,30 +116,31 @@ const INSERT_LOGGERS: Insert<Sqlite> = Insert::new(
     "inserting loggers",
 );
 
-/// Cards by logger name: the `VALUES` rows joined to their loggers' ids (SQLite names the columns
-/// `column1`...; `WHERE true` tells its parser that `ON CONFLICT` is the upsert, not a join's `ON`).
-const UPSERT_CARDS: Insert<Sqlite> = Insert::new(
-    "INSERT INTO log_panel_log_card (id, logger_id, total, total_errors, total_warnings, last_seen) \
-     SELECT v.column1, l.id, v.column2, v.column3, v.column4, v.column5 FROM (",
-    ") AS v JOIN log_panel_logger AS l ON l.name = v.column6 WHERE true \
-     ON CONFLICT (logger_id) DO UPDATE SET total = total + excluded.total, \
-     total_errors = total_errors + excluded.total_errors, \
-     total_warnings = total_warnings + excluded.total_warnings, \
-     last_seen = CASE WHEN last_seen IS NULL OR excluded.last_seen > last_seen THEN excluded.last_seen ELSE last_seen END",
-    6,
-    "upserting log cards",
-);
-
-/// Timeline buckets by logger name, as [`UPSERT_CARDS`].
-const UPSERT_BUCKETS: Insert<Sqlite> = Insert::new(
-    "INSERT INTO log_panel_log_timeline_bucket (id, logger_id, bucket, unit, log_count, error_count, warning_count) \
-     SELECT v.column1, l.id, v.column2, v.column3, v.column4, v.column5, v.column6 FROM (",
-    ") AS v JOIN log_panel_logger AS l ON l.name = v.column7 WHERE true \
-     ON CONFLICT (logger_id, bucket, unit) DO UPDATE SET log_count = log_count + excluded.log_count, \
-     error_count = error_count + excluded.error_count, warning_count = warning_count + excluded.warning_count",
-    7,
-    "upserting timeline buckets",
-);
+/// Cards and timeline buckets by logger name: the `VALUES` rows joined to their loggers' ids (SQLite
+/// names the columns `column1`...; the name is the second, where MySQL binds the id; `WHERE true`
+/// tells SQLite's parser that `ON CONFLICT` is the upsert, not a join's `ON`).
+const COUNTERS: CounterUpserts<Sqlite> = CounterUpserts {
+    cards: Insert::new(
+        "INSERT INTO log_panel_log_card (id, logger_id, total, total_errors, total_warnings, last_seen) \
+         SELECT v.column1, l.id, v.column3, v.column4, v.column5, v.column6 FROM (",
+        ") AS v JOIN log_panel_logger AS l ON l.name = v.column2 WHERE true \
+         ON CONFLICT (logger_id) DO UPDATE SET total = total + excluded.total, \
+         total_errors = total_errors + excluded.total_errors, \
+         total_warnings = total_warnings + excluded.total_warnings, \
+         last_seen = CASE WHEN last_seen IS NULL OR excluded.last_seen > last_seen THEN excluded.last_seen ELSE last_seen END",
+        6,
+        "upserting log cards",
+    ),
+    buckets: Insert::new(
+        "INSERT INTO log_panel_log_timeline_bucket (id, logger_id, bucket, unit, log_count, error_count, warning_count) \
+         SELECT v.column1, l.id, v.column3, v.column4, v.column5, v.column6, v.column7 FROM (",
+        ") AS v JOIN log_panel_logger AS l ON l.name = v.column2 WHERE true \
+         ON CONFLICT (logger_id, bucket, unit) DO UPDATE SET log_count = log_count + excluded.log_count, \
+         error_count = error_count + excluded.error_count, warning_count = warning_count + excluded.warning_count",
+        7,
+        "upserting timeline buckets",
+    ),
+};
 
 impl Dialect for SqliteDialect {
     type DB = Sqlite;
@@ -256,40 +258,16 @@ impl Dialect for SqliteDialect {
                 },
             )
             .await?;
-        UPSERT_CARDS
+        COUNTERS
             .run(
                 tx,
                 limits,
-                &batch.loggers,
-                |l| l.name.len() + 120,
-                |mut b, l| {
-                    b.push_bind(hex(Uuid::new_v4()))
-                        .push_bind(l.total)
-                        .push_bind(l.errors)
-                        .push_bind(l.warnings)
-                        .push_bind(django_datetime(l.last_seen))
-                        .push_bind(l.name.as_str());
-                },
+                batch,
+                || hex(Uuid::new_v4()),
+                |name| name.to_string(),
+                django_datetime,
             )
-            .await?;
-        UPSERT_BUCKETS
-            .run(
-                tx,
-                limits,
-                &batch.buckets,
-                |b| b.logger.len() + 160,
-                |mut b, x| {
-                    b.push_bind(hex(Uuid::new_v4()))
-                        .push_bind(django_datetime(x.bucket))
-                        .push_bind(x.unit.as_str())
-                        .push_bind(x.count)
-                        .push_bind(x.errors)
-                        .push_bind(x.warnings)
-                        .push_bind(x.logger.as_str());
-                },
-            )
-            .await?;
-        Ok(())
+            .await
     }
 }
 

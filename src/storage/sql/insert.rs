@@ -1,10 +1,12 @@
 //! Multi-row `INSERT`s cut to a database's statement limits: the rows and chunks of MySQL and
-//! SQLite, and MySQL's counters, go through [`Insert`].
+//! SQLite go through [`Insert`], and their counters through [`CounterUpserts`].
 
+use crate::pipeline::batch::Batch;
 use crate::storage::{Context, StorageError};
+use chrono::{DateTime, Utc};
 use sqlx::database::HasStatementCache;
 use sqlx::query_builder::Separated;
-use sqlx::{Database, Executor, IntoArguments, QueryBuilder};
+use sqlx::{Database, Encode, Executor, IntoArguments, QueryBuilder, Type};
 use std::marker::PhantomData;
 
 /// How large one statement may be.
@@ -112,6 +114,73 @@ impl<DB: Database + HasStatementCache> Insert<DB> {
             statements: out,
             what: self.what,
         }
+    }
+}
+
+/// A batch's card and timeline-bucket increments, as the dialects that write counters by multi-row
+/// `INSERT` (MySQL, SQLite) bind them alike: a new id, the logger, then the counts, with datetimes
+/// in the dialect's encoding. The logger is what the dialect's SQL finds it by: MySQL its id (looked
+/// up, so the server's collation decides), SQLite its name (joined to the id in the statement).
+pub struct CounterUpserts<DB> {
+    /// Values: id, logger, total, errors, warnings, last seen.
+    pub cards: Insert<DB>,
+    /// Values: id, logger, bucket start, unit, count, errors, warnings.
+    pub buckets: Insert<DB>,
+}
+
+impl<DB: Database + HasStatementCache> CounterUpserts<DB> {
+    /// Upserts the batch's cards, then its buckets, on `tx`.
+    pub async fn run<K, T>(
+        &self,
+        tx: &mut DB::Connection,
+        limits: Limits,
+        batch: &Batch,
+        id: impl Fn() -> String + Sync,
+        logger: impl Fn(&str) -> K + Sync,
+        time: impl Fn(DateTime<Utc>) -> T + Sync,
+    ) -> Result<(), StorageError>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        DB::Arguments: IntoArguments<DB>,
+        K: for<'t> Encode<'t, DB> + Type<DB>,
+        T: for<'t> Encode<'t, DB> + Type<DB>,
+        String: for<'t> Encode<'t, DB> + Type<DB>,
+        i64: for<'t> Encode<'t, DB> + Type<DB>,
+        &'static str: Encode<'static, DB> + Type<DB>,
+    {
+        self.cards
+            .run(
+                tx,
+                limits,
+                &batch.loggers,
+                |l| l.name.len() + 120,
+                |mut b, l| {
+                    b.push_bind(id())
+                        .push_bind(logger(&l.name))
+                        .push_bind(l.total)
+                        .push_bind(l.errors)
+                        .push_bind(l.warnings)
+                        .push_bind(time(l.last_seen));
+                },
+            )
+            .await?;
+        self.buckets
+            .run(
+                tx,
+                limits,
+                &batch.buckets,
+                |x| x.logger.len() + 160,
+                |mut b, x| {
+                    b.push_bind(id())
+                        .push_bind(logger(&x.logger))
+                        .push_bind(time(x.bucket))
+                        .push_bind(x.unit.as_str())
+                        .push_bind(x.count)
+                        .push_bind(x.errors)
+                        .push_bind(x.warnings);
+                },
+            )
+            .await
     }
 }
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 mod insert;
-pub use insert::{Insert, Limits};
+pub use insert::{CounterUpserts, Insert, Limits};
 
 /// A connection of the dialect's database (what a transaction dereferences to).
 pub type Conn<D> = <<D as Dialect>::DB as Database>::Connection;
